@@ -1,0 +1,14 @@
+//! Lambda entrypoint: build the services once, serve the router for every invocation.
+
+use axum::middleware::from_fn;
+use tributary::web::{finish, principal_from_authorizer};
+use tributary::Services;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    let app =
+        finish(api_tokens::protected_routes(services)).layer(from_fn(principal_from_authorizer));
+    lambda_http::run(app).await
+}

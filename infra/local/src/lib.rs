@@ -1,0 +1,111 @@
+//! `tributary-local`: every HTTP function's router on one port, over the embedded store,
+//! with the token check applied as middleware on exactly the routes API Gateway protects.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use tributary::auth::session::MIN_KEY_BYTES;
+use tributary::auth::SessionKeys;
+use tributary::config::{self, ConfigError};
+use tributary::services::open_embedded;
+use tributary::web::{finish, require_token};
+use tributary::Services;
+
+pub const DEV_KEY_FILE: &str = "dev-signing-key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot generate a signing key: {0}")]
+    Random(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
+    move |source| LocalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// All HTTP functions, protected routes behind the same check `token-check` makes.
+pub fn app(services: Services) -> Router {
+    let protected = auth::protected_routes(services.clone())
+        .merge(api_tokens::protected_routes(services.clone()))
+        .route_layer(from_fn_with_state(services.verifier.clone(), require_token));
+    finish(auth::public_routes(services).merge(protected))
+}
+
+/// Where the session signing key came from, so `serve` can say so.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    Existing(PathBuf),
+    Generated(PathBuf),
+}
+
+/// `TRIBUTARY_JWT_SECRET` when set; otherwise a random dev key kept in the data directory
+/// (created on first run, readable by the owner only).
+pub fn signing_key(data_dir: &Path) -> Result<(Vec<u8>, KeySource), LocalError> {
+    if let Ok(secret) = std::env::var(config::JWT_SECRET) {
+        if !secret.trim().is_empty() {
+            return Ok((secret.into_bytes(), KeySource::Environment));
+        }
+    }
+    let path = data_dir.join(DEV_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(key) => return Ok((key.trim().as_bytes().to_vec(), KeySource::Existing(path))),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error(&path)(error))
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(data_dir).map_err(io_error(data_dir))?;
+    let mut random = [0u8; MIN_KEY_BYTES];
+    getrandom::fill(&mut random).map_err(|error| LocalError::Random(error.to_string()))?;
+    let key = hex::encode(random);
+    let mut file = new_private_file(&path)?;
+    file.write_all(key.as_bytes()).map_err(io_error(&path))?;
+    Ok((key.into_bytes(), KeySource::Generated(path)))
+}
+
+fn new_private_file(path: &Path) -> Result<std::fs::File, LocalError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(io_error(path))
+}
+
+/// The services over the embedded store in `data_dir`.
+pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalError> {
+    let (key, source) = signing_key(data_dir)?;
+    let sessions =
+        SessionKeys::new(&key, config::session_ttl_from_env()?).map_err(ConfigError::from)?;
+    let table = open_embedded(data_dir)?;
+    Ok((Services::new(std::sync::Arc::new(table), sessions), source))
+}
+
+/// Binds `addr` (port 0 picks a free one) and returns the bound address and the server.
+pub async fn bind(
+    services: Services,
+    addr: SocketAddr,
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((
+        bound,
+        async move { axum::serve(listener, app(services)).await },
+    ))
+}

@@ -1,0 +1,11 @@
+//! Tributary's domain and adapters. Function crates and `tributary-local` build on it;
+//! it has no entrypoints of its own.
+
+pub mod auth;
+pub mod config;
+pub mod queue;
+pub mod services;
+pub mod store;
+pub mod web;
+
+pub use services::Services;

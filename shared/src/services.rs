@@ -1,0 +1,60 @@
+//! Everything a function needs, built once per cold start (or once per local process) and
+//! shared by reference across invocations.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::auth::{SessionKeys, TokenVerifier};
+use crate::config::{self, ConfigError, StoreConfig};
+use crate::store::{ApiTokens, DynamoTable, EmbeddedTable, Table, Users};
+
+pub const EMBEDDED_STORE_FILE: &str = "tributary.sqlite";
+
+#[derive(Clone)]
+pub struct Services {
+    pub table: Arc<dyn Table>,
+    pub users: Users,
+    pub api_tokens: ApiTokens,
+    pub sessions: Arc<SessionKeys>,
+    pub verifier: TokenVerifier,
+}
+
+impl Services {
+    pub fn new(table: Arc<dyn Table>, sessions: SessionKeys) -> Self {
+        let sessions = Arc::new(sessions);
+        let users = Users::new(table.clone());
+        let api_tokens = ApiTokens::new(table.clone());
+        let verifier = TokenVerifier::new(sessions.clone(), users.clone(), api_tokens.clone());
+        Self {
+            table,
+            users,
+            api_tokens,
+            sessions,
+            verifier,
+        }
+    }
+
+    /// The Lambda configuration: store and keys from the environment.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let sessions = config::session_keys_from_env()?;
+        let table: Arc<dyn Table> = match StoreConfig::from_env()? {
+            StoreConfig::DynamoDb { table_name } => {
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                Arc::new(DynamoTable::new(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    table_name,
+                ))
+            }
+            StoreConfig::Embedded { data_dir } => Arc::new(open_embedded(&data_dir)?),
+        };
+        Ok(Self::new(table, sessions))
+    }
+}
+
+pub fn open_embedded(data_dir: &Path) -> Result<EmbeddedTable, ConfigError> {
+    std::fs::create_dir_all(data_dir).map_err(|error| ConfigError::Invalid {
+        name: config::DATA_DIR,
+        reason: format!("cannot create {}: {error}", data_dir.display()),
+    })?;
+    Ok(EmbeddedTable::open(&data_dir.join(EMBEDDED_STORE_FILE))?)
+}

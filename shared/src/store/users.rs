@@ -1,0 +1,171 @@
+//! Users: a profile item keyed by id and an email-index item whose conditional put is what
+//! makes an email unique. Both are written in one transaction so neither exists alone.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Item, Key, StoreError, Table, WriteOp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    /// Normalised (trimmed, lowercased).
+    pub email: String,
+    pub name: String,
+    /// argon2id PHC string; `None` for accounts that only sign in through a provider.
+    pub password_hash: Option<String>,
+    pub status: UserStatus,
+    /// Sessions carry the version they were issued at; bumping it revokes them all.
+    pub token_version: u64,
+    pub tenant_id: String,
+    pub created_at: i64,
+    #[serde(skip)]
+    pub item_version: u64,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("no such user")]
+    NotFound,
+    #[error("the user changed concurrently too often; try again")]
+    Contention,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub fn profile_key(user_id: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), "PROFILE")
+}
+
+fn email_key(email: &str) -> Key {
+    Key::new(format!("EMAIL#{email}"), "USER")
+}
+
+fn corrupt(key: &Key, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        pk: key.pk.clone(),
+        sk: key.sk.clone(),
+        reason: error.to_string(),
+    }
+}
+
+fn to_item(user: &User) -> Result<Item, StoreError> {
+    let key = profile_key(&user.id);
+    match serde_json::to_value(user) {
+        Ok(serde_json::Value::Object(attributes)) => Ok(Item::new(key, attributes)),
+        Ok(_) => Err(corrupt(&key, "a user must serialise to an object")),
+        Err(error) => Err(corrupt(&key, error)),
+    }
+}
+
+fn from_item(item: Item) -> Result<User, StoreError> {
+    let mut user: User = serde_json::from_value(serde_json::Value::Object(item.attributes))
+        .map_err(|error| corrupt(&item.key, error))?;
+    user.item_version = item.version;
+    Ok(user)
+}
+
+#[derive(Clone)]
+pub struct Users {
+    table: Arc<dyn Table>,
+}
+
+const MAX_UPDATE_ATTEMPTS: usize = 5;
+
+impl Users {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    /// Creates the user; the email must already be normalised.
+    pub async fn create(&self, new_user: NewUser) -> Result<User, UserError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let user = User {
+            tenant_id: id.clone(),
+            id,
+            email: new_user.email,
+            name: new_user.name,
+            password_hash: new_user.password_hash,
+            status: UserStatus::Active,
+            token_version: 1,
+            created_at: super::now_epoch_seconds(),
+            item_version: 1,
+        };
+        let mut email_attributes = super::Attributes::new();
+        email_attributes.insert("user_id".into(), user.id.clone().into());
+        let email_item = Item::new(email_key(&user.email), email_attributes);
+        match self
+            .table
+            .transact(vec![
+                WriteOp::PutIfAbsent(email_item),
+                WriteOp::PutIfAbsent(to_item(&user)?),
+            ])
+            .await
+        {
+            Ok(()) => Ok(user),
+            Err(StoreError::ConditionFailed) => Err(UserError::EmailTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn by_id(&self, user_id: &str) -> Result<Option<User>, UserError> {
+        match self.table.get(&profile_key(user_id)).await? {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn by_email(&self, email: &str) -> Result<Option<User>, UserError> {
+        let key = email_key(email);
+        let Some(index) = self.table.get(&key).await? else {
+            return Ok(None);
+        };
+        let user_id = index
+            .attributes
+            .get("user_id")
+            .and_then(|id| id.as_str())
+            .ok_or_else(|| corrupt(&key, "missing user_id"))?;
+        self.by_id(user_id).await
+    }
+
+    /// Revokes every session issued so far; returns the new token version.
+    pub async fn bump_token_version(&self, user_id: &str) -> Result<u64, UserError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let mut user = self.by_id(user_id).await?.ok_or(UserError::NotFound)?;
+            user.token_version += 1;
+            match self
+                .table
+                .update_if_version(to_item(&user)?, user.item_version)
+                .await
+            {
+                Ok(()) => return Ok(user.token_version),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(UserError::Contention)
+    }
+}

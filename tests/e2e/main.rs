@@ -1,0 +1,1 @@
+mod queue_contract;

@@ -1,0 +1,3 @@
+//! Test support shared by the end-to-end and contract suites.
+
+pub mod moto;
