@@ -72,9 +72,10 @@ fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-fn read_item(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(Key, u64, Option<i64>, Option<Key>, String)> {
+/// A row before its attributes are parsed: key, version, expiry, GSI1 key, attributes JSON.
+type RawItem = (Key, u64, Option<i64>, Option<Key>, String);
+
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
     let key = Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?);
     let gsi1 = match (
         row.get::<_, Option<String>>(4)?,
@@ -92,9 +93,7 @@ fn read_item(
     ))
 }
 
-fn to_item(
-    (key, version, expires_at, gsi1, attributes): (Key, u64, Option<i64>, Option<Key>, String),
-) -> Result<Item, StoreError> {
+fn to_item((key, version, expires_at, gsi1, attributes): RawItem) -> Result<Item, StoreError> {
     let attributes: Attributes =
         serde_json::from_str(&attributes).map_err(|e| StoreError::Corrupt {
             pk: key.pk.clone(),

@@ -1,0 +1,164 @@
+//! `spawn_app`: the local stack's router on a random loopback port, over a fresh store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tributary::auth::SessionKeys;
+use tributary::store::{DynamoTable, EmbeddedTable, Table};
+use tributary::Services;
+
+use crate::moto;
+
+/// A session signing key for tests only.
+pub const TEST_SIGNING_KEY: &[u8] = b"e2e-signing-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+pub const PASSWORD: &str = "plum-orbit-cactus-41-velvet";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub services: Services,
+}
+
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(moto::unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+pub fn embedded_table() -> Arc<dyn Table> {
+    let path = temp_dir("tributary-app").join("store.sqlite");
+    Arc::new(EmbeddedTable::open(&path).expect("open embedded store"))
+}
+
+pub async fn dynamo_table() -> Arc<dyn Table> {
+    let client = moto::dynamodb_client().await;
+    let name = moto::unique_name("tributary");
+    tributary::store::dynamodb::create_table(&client, &name)
+        .await
+        .expect("create table on moto");
+    Arc::new(DynamoTable::new(client, name))
+}
+
+pub fn services_over(table: Arc<dyn Table>) -> Services {
+    Services::new(
+        table,
+        SessionKeys::new(TEST_SIGNING_KEY, 3600).expect("test key"),
+    )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(services_over(embedded_table())).await
+}
+
+pub async fn spawn_app_with(services: Services) -> TestApp {
+    let (bound, server) = tributary_local::bind(services.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind a loopback port");
+    // The server task ends with the test's runtime.
+    tokio::spawn(server);
+    TestApp {
+        address: format!("http://{bound}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        services,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, bearer: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let response = self
+            .post_json(
+                "/auth/register",
+                &json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("json")
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let response = self
+            .post_json(
+                "/auth/login",
+                &json!({"email": email, "password": PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A registered user's session token.
+    pub async fn signed_in(&self, email: &str) -> String {
+        self.register(email).await;
+        self.login(email).await
+    }
+
+    /// Creates an API token; returns the whole response body.
+    pub async fn api_token(&self, session: &str, scopes: &[&str]) -> Value {
+        let response = self
+            .post_json(
+                "/api-tokens",
+                &json!({"name": "test token", "scopes": scopes}),
+                Some(session),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("json")
+    }
+}
+
+/// Status and JSON body, asserting the `{code, message}` error shape on 4xx/5xx.
+pub async fn status_and_body(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    if status.is_client_error() || status.is_server_error() {
+        assert!(
+            body["code"].is_string(),
+            "error without code: {status} {body}"
+        );
+        assert!(
+            body["message"].is_string(),
+            "error without message: {status} {body}"
+        );
+    }
+    (status, body)
+}
