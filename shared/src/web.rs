@@ -268,6 +268,22 @@ pub fn finish(router: Router) -> Router {
         .layer(axum::middleware::from_fn(no_store))
 }
 
+/// Most characters a display name (of a user, a token, …) may have.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A trimmed display name of 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+pub fn display_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let count = name.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("name must be 1 to {MAX_NAME_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// An RFC 3339 UTC timestamp for API responses.
 pub fn rfc3339(epoch_seconds: i64) -> String {
     chrono::DateTime::from_timestamp(epoch_seconds, 0)

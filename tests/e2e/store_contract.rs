@@ -296,21 +296,27 @@ async fn transact_applies_every_write(table: Arc<dyn Table>) {
     assert_eq!(versioned.version, 2);
 }
 
-async fn race_two_put_if_absent_one_wins(table: Arc<dyn Table>) {
-    let contenders = (0..2).map(|n| {
-        let table = table.clone();
-        tokio::spawn(async move {
-            table
-                .put_if_absent(item("RACE", "1", json!({"winner": n})))
-                .await
-                .map(|_| n)
-        })
+/// Runs the contenders concurrently; each returns its number when its write wins.
+async fn race<F, Fut>(
+    contenders: std::ops::RangeInclusive<i64>,
+    write: F,
+) -> Vec<Result<i64, StoreError>>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let tasks = contenders.map(|n| {
+        let attempt = write(n);
+        tokio::spawn(async move { attempt.await.map(|_| n) })
     });
-    let results: Vec<_> = futures::future::join_all(contenders)
+    futures::future::join_all(tasks)
         .await
         .into_iter()
         .map(|joined| joined.unwrap())
-        .collect();
+        .collect()
+}
+
+fn single_winner(results: &[Result<i64, StoreError>]) -> i64 {
     let winners: Vec<i64> = results
         .iter()
         .filter_map(|r| r.as_ref().ok().copied())
@@ -320,35 +326,40 @@ async fn race_two_put_if_absent_one_wins(table: Arc<dyn Table>) {
         .iter()
         .filter(|r| r.is_err())
         .all(|r| matches!(r, Err(StoreError::ConditionFailed))));
+    winners[0]
+}
+
+async fn race_two_put_if_absent_one_wins(table: Arc<dyn Table>) {
+    let results = race(1..=2, |n| {
+        let table = table.clone();
+        async move {
+            table
+                .put_if_absent(item("RACE", "1", json!({"winner": n})))
+                .await
+        }
+    })
+    .await;
+    let winner = single_winner(&results);
     let stored = table.get(&Key::new("RACE", "1")).await.unwrap().unwrap();
-    assert_eq!(stored.attributes["winner"], json!(winners[0]));
+    assert_eq!(stored.attributes["winner"], json!(winner));
 }
 
 async fn race_two_updates_at_one_version_one_wins(table: Arc<dyn Table>) {
     table.put(item("RACE", "1", json!({"n": 0}))).await.unwrap();
-    let contenders = (1..=2).map(|n| {
+    let results = race(1..=2, |n| {
         let table = table.clone();
-        tokio::spawn(async move {
+        async move {
             table
                 .update_if_version(item("RACE", "1", json!({"n": n})), 1)
                 .await
-                .map(|_| n)
-        })
-    });
-    let results: Vec<_> = futures::future::join_all(contenders)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap())
-        .collect();
-    let winners: Vec<i64> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok().copied())
-        .collect();
-    assert_eq!(winners.len(), 1, "{results:?}");
+        }
+    })
+    .await;
+    let winner = single_winner(&results);
     let stored = table.get(&Key::new("RACE", "1")).await.unwrap().unwrap();
     assert_eq!(
         (stored.version, stored.attributes["n"].clone()),
-        (2, json!(winners[0]))
+        (2, json!(winner))
     );
 }
 

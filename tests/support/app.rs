@@ -19,6 +19,14 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub services: Services,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Dropping the app stops its server (and releases its store).
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 pub fn temp_dir(prefix: &str) -> PathBuf {
@@ -56,9 +64,9 @@ pub async fn spawn_app_with(services: Services) -> TestApp {
     let (bound, server) = tributary_local::bind(services.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .expect("bind a loopback port");
-    // The server task ends with the test's runtime.
-    tokio::spawn(server);
+    let server = tokio::spawn(server);
     TestApp {
+        server,
         address: format!("http://{bound}"),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -11,13 +11,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tributary::auth::{api_token, scopes};
 use tributary::store::{now_epoch_seconds, ApiTokenRecord};
-use tributary::web::{rfc3339, ApiError, ApiJson, ApiQuery, Authenticated};
+use tributary::web::{display_name, rfc3339, ApiError, ApiJson, ApiQuery, Authenticated};
 use tributary::Services;
 
 pub const DEFAULT_EXPIRES_IN_SECS: i64 = 90 * 24 * 3600;
 pub const MIN_EXPIRES_IN_SECS: i64 = 60;
 pub const MAX_EXPIRES_IN_SECS: i64 = 366 * 24 * 3600;
-pub const MAX_NAME_CHARS: usize = 100;
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 100;
 
@@ -62,18 +61,6 @@ impl From<ApiTokenRecord> for TokenView {
             expires_at: record.expires_at.map(rfc3339),
         }
     }
-}
-
-fn validate_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let count = name.chars().count();
-    if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("name must be 1 to {MAX_NAME_CHARS} characters without control characters"),
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// Known scopes, no more than the caller holds (a token cannot mint a stronger token).
@@ -123,7 +110,7 @@ async fn create(
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = caller.require_scope(scopes::TOKENS_WRITE)?;
-    let name = validate_name(&request.name)?;
+    let name = display_name(&request.name)?;
     let granted = validate_scopes(&request.scopes, &principal.scopes)?;
     let now = now_epoch_seconds();
     let expires_at = now + validate_expires_in(request.expires_in)?;

@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 use tributary::auth::passwords::{self, PasswordError};
 use tributary::auth::{scopes, TokenKind};
 use tributary::store::{NewUser, User};
-use tributary::web::{rfc3339, ApiError, ApiJson, Authenticated};
+use tributary::web::{display_name, rfc3339, ApiError, ApiJson, Authenticated};
 use tributary::Services;
 
-pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_EMAIL_BYTES: usize = 254;
 
 pub fn public_routes(services: Services) -> Router {
@@ -89,18 +88,6 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     Ok(email)
 }
 
-fn normalize_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let count = name.chars().count();
-    if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("name must be 1 to {MAX_NAME_CHARS} characters without control characters"),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
 fn password_error(error: PasswordError) -> ApiError {
     match error {
         PasswordError::Hashing(error) => ApiError::internal(error),
@@ -125,7 +112,7 @@ pub async fn register_user(
     password: String,
 ) -> Result<User, ApiError> {
     let email = normalize_email(email)?;
-    let name = normalize_name(name)?;
+    let name = display_name(name)?;
     let context = [email.clone(), name.clone()];
     let password_hash = blocking(move || {
         let context: Vec<&str> = context.iter().map(String::as_str).collect();
