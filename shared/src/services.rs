@@ -1,12 +1,13 @@
 //! Everything a function needs, built once per cold start (or once per local process) and
 //! shared by reference across invocations.
 
+#[cfg(feature = "embedded")]
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::auth::{SessionKeys, TokenVerifier};
 use crate::config::{self, ConfigError, StoreConfig};
-use crate::store::{ApiTokens, DynamoTable, EmbeddedTable, Table, Users};
+use crate::store::{ApiTokens, Table, Users};
 
 pub const EMBEDDED_STORE_FILE: &str = "tributary.sqlite";
 
@@ -37,24 +38,36 @@ impl Services {
     /// The Lambda configuration: store and keys from the environment.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let sessions = config::session_keys_from_env()?;
-        let table: Arc<dyn Table> = match StoreConfig::from_env()? {
-            StoreConfig::DynamoDb { table_name } => {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                Arc::new(DynamoTable::new(
-                    aws_sdk_dynamodb::Client::new(&sdk),
-                    table_name,
-                ))
-            }
-            StoreConfig::Embedded { data_dir } => Arc::new(open_embedded(&data_dir)?),
-        };
+        let table = table_from(StoreConfig::from_env()?).await?;
         Ok(Self::new(table, sessions))
     }
 }
 
-pub fn open_embedded(data_dir: &Path) -> Result<EmbeddedTable, ConfigError> {
+async fn table_from(store: StoreConfig) -> Result<Arc<dyn Table>, ConfigError> {
+    match store {
+        #[cfg(feature = "dynamodb")]
+        StoreConfig::DynamoDb { table_name } => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            Ok(Arc::new(crate::store::DynamoTable::new(client, table_name)))
+        }
+        #[cfg(feature = "embedded")]
+        StoreConfig::Embedded { data_dir } => Ok(Arc::new(open_embedded(&data_dir)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(ConfigError::Invalid {
+            name: config::STORE,
+            reason: format!("this binary was built without the {other:?} backend"),
+        }),
+    }
+}
+
+#[cfg(feature = "embedded")]
+pub fn open_embedded(data_dir: &Path) -> Result<crate::store::EmbeddedTable, ConfigError> {
     std::fs::create_dir_all(data_dir).map_err(|error| ConfigError::Invalid {
         name: config::DATA_DIR,
         reason: format!("cannot create {}: {error}", data_dir.display()),
     })?;
-    Ok(EmbeddedTable::open(&data_dir.join(EMBEDDED_STORE_FILE))?)
+    Ok(crate::store::EmbeddedTable::open(
+        &data_dir.join(EMBEDDED_STORE_FILE),
+    )?)
 }

@@ -220,6 +220,7 @@ pub async fn require_token(
     }
 }
 
+#[cfg(feature = "lambda")]
 /// In Lambda, API Gateway has already run `token-check`; its context becomes the principal.
 pub async fn principal_from_authorizer(mut request: Request, next: Next) -> Response {
     use lambda_http::request::RequestContext;

@@ -12,10 +12,14 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "sqs")]
 pub mod sqs;
 
+#[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedDeadLetter, EmbeddedQueue};
+#[cfg(feature = "sqs")]
 pub use sqs::{create_queue_with_dlq, SqsQueue};
 
 /// SQS refuses larger messages; the embedded queue refuses them too so that a message that
@@ -96,6 +100,7 @@ pub trait Queue: Send + Sync + 'static {
 }
 
 /// Rejects the first oversized body, before anything is sent.
+#[cfg_attr(not(any(feature = "sqs", feature = "embedded")), allow(dead_code))]
 pub(crate) fn check_body_sizes(bodies: &[String]) -> Result<(), QueueError> {
     match bodies.iter().find(|body| body.len() > MAX_BODY_BYTES) {
         Some(body) => Err(QueueError::BodyTooLarge(body.len())),
@@ -104,6 +109,7 @@ pub(crate) fn check_body_sizes(bodies: &[String]) -> Result<(), QueueError> {
 }
 
 /// Whole seconds, rounded up so a message never becomes visible earlier than asked.
+#[cfg_attr(not(feature = "sqs"), allow(dead_code))]
 pub(crate) fn ceil_secs(duration: Duration) -> u64 {
     duration
         .as_secs()

@@ -6,7 +6,9 @@
 //! that rule, which the contract suite checks.
 
 pub mod api_tokens;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod users;
 
@@ -15,7 +17,9 @@ use base64::Engine as _;
 use serde_json::Value;
 
 pub use api_tokens::{ApiTokenRecord, ApiTokens};
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoTable;
+#[cfg(feature = "embedded")]
 pub use embedded::EmbeddedTable;
 pub use users::{NewUser, User, UserError, UserStatus, Users};
 
@@ -84,6 +88,7 @@ impl Item {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
+    #[cfg_attr(not(any(feature = "dynamodb", feature = "embedded")), allow(dead_code))]
     fn check_attribute_names(&self) -> Result<(), StoreError> {
         match self
             .attributes
@@ -198,6 +203,7 @@ pub fn now_epoch_seconds() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+#[cfg_attr(not(any(feature = "dynamodb", feature = "embedded")), allow(dead_code))]
 fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.is_empty() || ops.len() > MAX_TRANSACTION_OPS {
         return Err(StoreError::TransactionSize(ops.len()));
@@ -214,11 +220,13 @@ fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
 }
 
 /// Cursors are opaque to callers: base64url of a JSON array of key strings.
+#[cfg_attr(not(any(feature = "dynamodb", feature = "embedded")), allow(dead_code))]
 fn encode_cursor(parts: &[&str]) -> String {
     let json = serde_json::to_vec(parts).unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
+#[cfg_attr(not(any(feature = "dynamodb", feature = "embedded")), allow(dead_code))]
 fn decode_cursor(cursor: &str, expected_parts: usize) -> Result<Vec<String>, StoreError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
