@@ -6,6 +6,7 @@ pub mod config;
 pub mod queue;
 pub mod services;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 
 pub use services::Services;

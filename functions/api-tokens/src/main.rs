@@ -6,7 +6,7 @@ use tributary::Services;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    tributary::telemetry::init_lambda_logs();
     let services = Services::from_env().await?;
     let app =
         finish(api_tokens::protected_routes(services)).layer(from_fn(principal_from_authorizer));

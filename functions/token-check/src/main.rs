@@ -5,7 +5,7 @@ use tributary::Services;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    tributary::telemetry::init_lambda_logs();
     let services = Services::from_env().await?;
     let verifier = &services.verifier;
     lambda_runtime::run(service_fn(
