@@ -66,7 +66,31 @@ contract!(
     race_two_put_if_absent_one_wins,
     race_two_updates_at_one_version_one_wins,
     reserved_attribute_names_are_refused,
+    take_hands_an_item_to_exactly_one_caller,
 );
+
+async fn take_hands_an_item_to_exactly_one_caller(table: Arc<dyn Table>) {
+    assert_eq!(table.take(&Key::new("ONCE", "1")).await.unwrap(), None);
+    table
+        .put(item("ONCE", "1", json!({"secret": "s"})))
+        .await
+        .unwrap();
+    let takers = (0..4).map(|_| {
+        let table = table.clone();
+        tokio::spawn(async move { table.take(&Key::new("ONCE", "1")).await.unwrap() })
+    });
+    let taken: Vec<Item> = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .filter_map(|joined| joined.unwrap())
+        .collect();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attributes, attrs(json!({"secret": "s"})));
+    assert_eq!(table.get(&Key::new("ONCE", "1")).await.unwrap(), None);
+    let expired = item("ONCE", "2", json!({})).with_expiry(Some(now_epoch_seconds() - 1));
+    table.put(expired).await.unwrap();
+    assert_eq!(table.take(&Key::new("ONCE", "2")).await.unwrap(), None);
+}
 
 async fn get_of_a_missing_item_is_none(table: Arc<dyn Table>) {
     assert_eq!(table.get(&Key::new("A", "missing")).await.unwrap(), None);

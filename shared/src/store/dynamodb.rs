@@ -204,15 +204,24 @@ fn condition_for(op: &WriteOp, now: i64) -> Option<Condition> {
             names: names(&[("#pk", "pk"), ("#expires_at", "expires_at")]),
             values: HashMap::from([(":now".into(), number(now))]),
         }),
-        WriteOp::UpdateIfVersion { expected, .. } => Some(Condition {
-            expression: AT_VERSION,
-            names: names(&[("#version", "version"), ("#expires_at", "expires_at")]),
-            values: HashMap::from([
-                (":expected".into(), number(expected)),
-                (":now".into(), number(now)),
-            ]),
-        }),
+        WriteOp::UpdateIfVersion { expected, .. } | WriteOp::DeleteIfVersion { expected, .. } => {
+            Some(Condition {
+                expression: AT_VERSION,
+                names: names(&[("#version", "version"), ("#expires_at", "expires_at")]),
+                values: HashMap::from([
+                    (":expected".into(), number(expected)),
+                    (":now".into(), number(now)),
+                ]),
+            })
+        }
         WriteOp::Put(_) | WriteOp::Delete(_) => None,
+    }
+}
+
+fn deleted_key(op: &WriteOp) -> Option<&Key> {
+    match op {
+        WriteOp::Delete(key) | WriteOp::DeleteIfVersion { key, .. } => Some(key),
+        _ => None,
     }
 }
 
@@ -220,7 +229,7 @@ fn written_item(op: &WriteOp) -> Option<Result<DynamoItem, StoreError>> {
     match op {
         WriteOp::Put(item) | WriteOp::PutIfAbsent(item) => Some(to_dynamo(item, item.version)),
         WriteOp::UpdateIfVersion { item, expected } => Some(to_dynamo(item, expected + 1)),
-        WriteOp::Delete(_) => None,
+        WriteOp::Delete(_) | WriteOp::DeleteIfVersion { .. } => None,
     }
 }
 
@@ -230,16 +239,28 @@ impl DynamoTable {
         let now = now_epoch_seconds();
         let condition = condition_for(&op, now);
         let result =
-            match (&op, written_item(&op)) {
-                (WriteOp::Delete(key), _) => self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table_name)
-                    .set_key(Some(key_attributes(key)))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(sdk_error),
+            match (deleted_key(&op), written_item(&op)) {
+                (Some(key), _) => {
+                    let mut request = self
+                        .client
+                        .delete_item()
+                        .table_name(&self.table_name)
+                        .set_key(Some(key_attributes(key)));
+                    if let Some(condition) = condition {
+                        request = request
+                            .condition_expression(condition.expression)
+                            .set_expression_attribute_names(Some(condition.names))
+                            .set_expression_attribute_values(Some(condition.values));
+                    }
+                    request.send().await.map(|_| ()).map_err(|error| {
+                        match error.as_service_error() {
+                            Some(service) if service.is_conditional_check_failed_exception() => {
+                                StoreError::ConditionFailed
+                            }
+                            _ => sdk_error(error),
+                        }
+                    })
+                }
                 (_, Some(item)) => {
                     let mut request = self
                         .client
@@ -269,14 +290,19 @@ impl DynamoTable {
     fn transact_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, StoreError> {
         let condition = condition_for(op, now);
         let builder = TransactWriteItem::builder();
-        let built = match (op, written_item(op)) {
-            (WriteOp::Delete(key), _) => builder.delete(
-                Delete::builder()
+        let built = match (deleted_key(op), written_item(op)) {
+            (Some(key), _) => {
+                let mut delete = Delete::builder()
                     .table_name(&self.table_name)
-                    .set_key(Some(key_attributes(key)))
-                    .build()
-                    .map_err(build_error)?,
-            ),
+                    .set_key(Some(key_attributes(key)));
+                if let Some(condition) = condition {
+                    delete = delete
+                        .condition_expression(condition.expression)
+                        .set_expression_attribute_names(Some(condition.names))
+                        .set_expression_attribute_values(Some(condition.values));
+                }
+                builder.delete(delete.build().map_err(build_error)?)
+            }
             (_, item) => {
                 let mut put = Put::builder()
                     .table_name(&self.table_name)

@@ -162,6 +162,12 @@ fn apply(connection: &Connection, op: &WriteOp, now: i64) -> Result<(), StoreErr
                 _ => Err(StoreError::ConditionFailed),
             }
         }
+        WriteOp::DeleteIfVersion { key, expected } => match live_version(connection, key, now)? {
+            Some(version) if version == *expected => {
+                apply(connection, &WriteOp::Delete(key.clone()), now)
+            }
+            _ => Err(StoreError::ConditionFailed),
+        },
         WriteOp::Delete(key) => connection
             .execute(
                 "DELETE FROM items WHERE pk = ?1 AND sk = ?2",

@@ -157,8 +157,16 @@ pub struct Page {
 pub enum WriteOp {
     Put(Item),
     PutIfAbsent(Item),
-    UpdateIfVersion { item: Item, expected: u64 },
+    UpdateIfVersion {
+        item: Item,
+        expected: u64,
+    },
     Delete(Key),
+    /// Deletes a live item only while it still has version `expected`.
+    DeleteIfVersion {
+        key: Key,
+        expected: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +205,23 @@ pub trait Table: Send + Sync + 'static {
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
     /// All writes or none, each with its own condition.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// Reads and deletes an item so that exactly one caller gets it (one-time values such
+    /// as OAuth state and login codes); `None` when missing, expired or taken by another.
+    async fn take(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let delete = WriteOp::DeleteIfVersion {
+            key: key.clone(),
+            expected: item.version,
+        };
+        match self.transact(vec![delete]).await {
+            Ok(()) => Ok(Some(item)),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 pub fn now_epoch_seconds() -> i64 {
@@ -213,7 +238,7 @@ fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
             WriteOp::Put(item)
             | WriteOp::PutIfAbsent(item)
             | WriteOp::UpdateIfVersion { item, .. } => item.check_attribute_names()?,
-            WriteOp::Delete(_) => {}
+            WriteOp::Delete(_) | WriteOp::DeleteIfVersion { .. } => {}
         }
     }
     Ok(())
