@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(feature = "oauth")]
+pub mod http;
 pub mod queue;
 pub mod services;
 pub mod store;

@@ -91,6 +91,11 @@ impl From<UserError> for ApiError {
                 "an account with this email already exists",
             ),
             UserError::NotFound => ApiError::not_found("no such user"),
+            UserError::IdentityTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "identity_taken",
+                "this sign-in identity or its email already belongs to an account",
+            ),
             UserError::Contention => ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
@@ -267,6 +272,99 @@ pub fn finish(router: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(no_store))
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(serde::Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub tenant_id: String,
+    pub created_at: String,
+}
+
+impl From<crate::store::User> for UserView {
+    fn from(user: crate::store::User) -> Self {
+        Self {
+            created_at: rfc3339(user.created_at),
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            tenant_id: user.tenant_id,
+        }
+    }
+}
+
+/// A new session for `user`: `{access_token, token_type, expires_in, user}`.
+pub fn session_body(
+    services: &crate::Services,
+    user: crate::store::User,
+) -> Result<serde_json::Value, ApiError> {
+    let access_token = services
+        .sessions
+        .issue(&user.id, user.token_version)
+        .map_err(ApiError::internal)?;
+    tracing::info!(user_id = %user.id, "session issued");
+    Ok(serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": services.sessions.ttl_secs(),
+        "user": UserView::from(user),
+    }))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A host-only, HttpOnly, Secure, SameSite=Lax cookie scoped to `path`; `max_age` 0 clears it.
+pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    let cookie =
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax");
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+#[cfg(feature = "oauth")]
+impl From<crate::auth::oauth::SignInError> for ApiError {
+    fn from(error: crate::auth::oauth::SignInError) -> Self {
+        use crate::auth::oauth::oidc::OidcError;
+        use crate::auth::oauth::SignInError as E;
+        let message = error.to_string();
+        let (status, code) = match &error {
+            E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
+            E::Redirect(_) => (StatusCode::BAD_REQUEST, "invalid_redirect"),
+            E::ProviderRefused(_) => (StatusCode::BAD_REQUEST, "provider_error"),
+            E::MissingState | E::StateMismatch | E::UnknownState => {
+                (StatusCode::BAD_REQUEST, "invalid_state")
+            }
+            E::MissingCode => (StatusCode::BAD_REQUEST, "missing_code"),
+            E::IssuerMismatch | E::MissingIssuer => (StatusCode::BAD_REQUEST, "invalid_issuer"),
+            E::Oidc(OidcError::IdToken(_) | OidcError::Keys(_)) => {
+                (StatusCode::UNAUTHORIZED, "invalid_id_token")
+            }
+            E::Oidc(OidcError::UserinfoSubject) => (StatusCode::UNAUTHORIZED, "invalid_userinfo"),
+            E::Oidc(OidcError::TokenExchange(_))
+            | E::OAuth2(crate::auth::oauth::oauth2::OAuth2Error::TokenExchange(_)) => {
+                (StatusCode::BAD_GATEWAY, "token_exchange_failed")
+            }
+            E::Oidc(_) | E::OAuth2(_) => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
+            E::UnverifiedEmailInUse => (StatusCode::CONFLICT, "email_not_verified"),
+            E::Disabled => (StatusCode::FORBIDDEN, "account_disabled"),
+            E::User(_) | E::Store(_) | E::Random(_) => return ApiError::internal(error),
+        };
+        tracing::info!(%code, reason = %message, "sign-in refused");
+        ApiError::new(status, code, message)
+    }
 }
 
 /// Most characters a display name (of a user, a token, …) may have.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
+use tributary::auth::oauth::{ProviderConfig, SignIn};
 use tributary::auth::SessionKeys;
 use tributary::store::{DynamoTable, EmbeddedTable, Table};
 use tributary::Services;
@@ -19,6 +20,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub services: Services,
+    pub sign_in: SignIn,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -61,9 +63,29 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(services: Services) -> TestApp {
-    let (bound, server) = tributary_local::bind(services.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("bind a loopback port");
+    spawn_app_with_providers(services, Vec::new(), std::time::Duration::from_secs(60)).await
+}
+
+/// The app with these sign-in providers and JWKS refetch cooldown.
+pub async fn spawn_app_with_providers(
+    services: Services,
+    providers: Vec<ProviderConfig>,
+    jwks_cooldown: std::time::Duration,
+) -> TestApp {
+    let http = tributary::http::back_channel_client().expect("http client");
+    let sign_in = SignIn::new(providers, services.table.clone(), http, jwks_cooldown)
+        .expect("valid providers");
+    spawn(services, sign_in).await
+}
+
+async fn spawn(services: Services, sign_in: SignIn) -> TestApp {
+    let (bound, server) = tributary_local::bind(
+        services.clone(),
+        sign_in.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("bind a loopback port");
     let server = tokio::spawn(server);
     TestApp {
         server,
@@ -73,6 +95,7 @@ pub async fn spawn_app_with(services: Services) -> TestApp {
             .build()
             .expect("client"),
         services,
+        sign_in,
     }
 }
 

@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tributary::auth::passwords::{self, PasswordError};
 use tributary::auth::{scopes, TokenKind};
 use tributary::store::{NewUser, User};
-use tributary::web::{display_name, rfc3339, ApiError, ApiJson, Authenticated};
+use tributary::web::{display_name, session_body, ApiError, ApiJson, Authenticated, UserView};
 use tributary::Services;
 
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -29,27 +29,6 @@ pub fn protected_routes(services: Services) -> Router {
         .route("/auth/logout", post(logout))
         .route("/me", get(me))
         .with_state(services)
-}
-
-#[derive(Serialize)]
-pub struct UserView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub tenant_id: String,
-    pub created_at: String,
-}
-
-impl From<User> for UserView {
-    fn from(user: User) -> Self {
-        Self {
-            created_at: rfc3339(user.created_at),
-            id: user.id,
-            email: user.email,
-            name: user.name,
-            tenant_id: user.tenant_id,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -168,17 +147,7 @@ async fn login(
         Some(user) if verified && user.is_active() && user.password_hash.is_some() => user,
         _ => return Err(invalid_credentials()),
     };
-    let access_token = services
-        .sessions
-        .issue(&user.id, user.token_version)
-        .map_err(ApiError::internal)?;
-    tracing::info!(user_id = %user.id, "session issued");
-    Ok(Json(serde_json::json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": services.sessions.ttl_secs(),
-        "user": UserView::from(user),
-    })))
+    Ok(Json(session_body(&services, user)?))
 }
 
 async fn logout(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use axum::middleware::from_fn_with_state;
 use axum::Router;
+use tributary::auth::oauth::SignIn;
 use tributary::auth::session::MIN_KEY_BYTES;
 use tributary::auth::SessionKeys;
 use tributary::config::{self, ConfigError};
@@ -25,6 +26,8 @@ pub enum LocalError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    SignIn(#[from] tributary::auth::oauth::OAuthConfigError),
     #[error("cannot generate a signing key: {0}")]
     Random(String),
 }
@@ -37,11 +40,21 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
 }
 
 /// All HTTP functions, protected routes behind the same check `token-check` makes.
-pub fn app(services: Services) -> Router {
+pub fn app(services: Services, sign_in: SignIn) -> Router {
     let protected = auth::protected_routes(services.clone())
         .merge(api_tokens::protected_routes(services.clone()))
         .route_layer(from_fn_with_state(services.verifier.clone(), require_token));
-    finish(auth::public_routes(services).merge(protected))
+    let sign_in_routes = oauth_login::routes(sign_in.clone()).merge(oauth_callback::routes(
+        oauth_callback::CallbackState {
+            services: services.clone(),
+            sign_in,
+        },
+    ));
+    finish(
+        auth::public_routes(services)
+            .merge(sign_in_routes)
+            .merge(protected),
+    )
 }
 
 /// Where the session signing key came from, so `serve` can say so.
@@ -85,6 +98,11 @@ fn new_private_file(path: &Path) -> Result<std::fs::File, LocalError> {
     options.open(path).map_err(io_error(path))
 }
 
+/// Sign-in providers from `TRIBUTARY_OAUTH_*` (none configured is fine locally).
+pub fn local_sign_in(services: &Services) -> Result<SignIn, LocalError> {
+    Ok(SignIn::from_env(services.table.clone())?)
+}
+
 /// The services over the embedded store in `data_dir`.
 pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalError> {
     let (key, source) = signing_key(data_dir)?;
@@ -97,6 +115,7 @@ pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalErr
 /// Binds `addr` (port 0 picks a free one) and returns the bound address and the server.
 pub async fn bind(
     services: Services,
+    sign_in: SignIn,
     addr: SocketAddr,
 ) -> std::io::Result<(
     SocketAddr,
@@ -104,8 +123,7 @@ pub async fn bind(
 )> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    Ok((
-        bound,
-        async move { axum::serve(listener, app(services)).await },
-    ))
+    Ok((bound, async move {
+        axum::serve(listener, app(services, sign_in)).await
+    }))
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tributary_local::{bind, local_services, KeySource};
+use tributary_local::{bind, local_services, local_sign_in, KeySource};
 
 #[derive(Parser)]
 #[command(
@@ -100,7 +100,8 @@ async fn serve(data_dir: &std::path::Path, addr: SocketAddr) -> Result<(), Failu
             println!("using the session signing key from TRIBUTARY_JWT_SECRET")
         }
     }
-    let (bound, server) = bind(services, addr).await?;
+    let sign_in = local_sign_in(&services)?;
+    let (bound, server) = bind(services, sign_in, addr).await?;
     println!("data in {}", data_dir.display());
     println!("tributary-local listening on http://{bound}");
     tokio::select! {

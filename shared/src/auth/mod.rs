@@ -2,6 +2,8 @@
 //! the `token-check` authorizer and the local stack's middleware run.
 
 pub mod api_token;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod passwords;
 pub mod principal;
 pub mod scopes;

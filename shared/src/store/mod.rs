@@ -10,6 +10,7 @@ pub mod api_tokens;
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod oauth;
 pub mod users;
 
 use async_trait::async_trait;

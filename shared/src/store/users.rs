@@ -50,10 +50,18 @@ pub enum UserError {
     EmailTaken,
     #[error("no such user")]
     NotFound,
+    #[error("this sign-in identity or its email already belongs to an account")]
+    IdentityTaken,
     #[error("the user changed concurrently too often; try again")]
     Contention,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The key of an external sign-in identity: the issuer (OIDC) or provider name plus the
+/// provider's stable subject. Never the email.
+pub fn identity_key(issuer: &str, subject: &str) -> Key {
+    Key::new(format!("IDENT#{issuer}#{subject}"), "USER")
 }
 
 pub fn profile_key(user_id: &str) -> Key {
@@ -62,6 +70,13 @@ pub fn profile_key(user_id: &str) -> Key {
 
 fn email_key(email: &str) -> Key {
     Key::new(format!("EMAIL#{email}"), "USER")
+}
+
+/// An index item pointing at a user (email index, external identity).
+fn identity_item(key: &Key, user_id: &str) -> Item {
+    let mut attributes = super::Attributes::new();
+    attributes.insert("user_id".into(), user_id.into());
+    Item::new(key.clone(), attributes)
 }
 
 fn corrupt(key: &Key, error: impl std::fmt::Display) -> StoreError {
@@ -102,6 +117,57 @@ impl Users {
 
     /// Creates the user; the email must already be normalised.
     pub async fn create(&self, new_user: NewUser) -> Result<User, UserError> {
+        self.create_with(new_user, None, true).await
+    }
+
+    /// Creates a user signed in through a provider, keyed by the identity. The email is
+    /// claimed (unique index) only when the provider verified it; otherwise it is not
+    /// recorded at all, so nobody can squat an address they do not own.
+    pub async fn create_for_identity(
+        &self,
+        mut new_user: NewUser,
+        identity: &Key,
+        email_verified: bool,
+    ) -> Result<User, UserError> {
+        if !email_verified {
+            new_user.email = String::new();
+        }
+        let claim_email = email_verified && !new_user.email.is_empty();
+        self.create_with(new_user, Some(identity), claim_email)
+            .await
+    }
+
+    /// Adds a sign-in identity to an existing user.
+    pub async fn link_identity(&self, user_id: &str, identity: &Key) -> Result<(), UserError> {
+        match self
+            .table
+            .put_if_absent(identity_item(identity, user_id))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed) => Err(UserError::IdentityTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn by_identity(&self, identity: &Key) -> Result<Option<User>, UserError> {
+        let Some(item) = self.table.get(identity).await? else {
+            return Ok(None);
+        };
+        let user_id = item
+            .attributes
+            .get("user_id")
+            .and_then(|id| id.as_str())
+            .ok_or_else(|| corrupt(identity, "missing user_id"))?;
+        self.by_id(user_id).await
+    }
+
+    async fn create_with(
+        &self,
+        new_user: NewUser,
+        identity: Option<&Key>,
+        claim_email: bool,
+    ) -> Result<User, UserError> {
         let id = uuid::Uuid::now_v7().to_string();
         let user = User {
             tenant_id: id.clone(),
@@ -114,18 +180,20 @@ impl Users {
             created_at: super::now_epoch_seconds(),
             item_version: 1,
         };
-        let mut email_attributes = super::Attributes::new();
-        email_attributes.insert("user_id".into(), user.id.clone().into());
-        let email_item = Item::new(email_key(&user.email), email_attributes);
-        match self
-            .table
-            .transact(vec![
-                WriteOp::PutIfAbsent(email_item),
-                WriteOp::PutIfAbsent(to_item(&user)?),
-            ])
-            .await
-        {
+        let mut writes = vec![WriteOp::PutIfAbsent(to_item(&user)?)];
+        if claim_email {
+            writes.push(WriteOp::PutIfAbsent(identity_item(
+                &email_key(&user.email),
+                &user.id,
+            )));
+        }
+        if let Some(identity) = identity {
+            writes.push(WriteOp::PutIfAbsent(identity_item(identity, &user.id)));
+        }
+        match self.table.transact(writes).await {
             Ok(()) => Ok(user),
+            // The user id is fresh, so the email or the identity was taken.
+            Err(StoreError::ConditionFailed) if identity.is_some() => Err(UserError::IdentityTaken),
             Err(StoreError::ConditionFailed) => Err(UserError::EmailTaken),
             Err(error) => Err(error.into()),
         }

@@ -1,0 +1,362 @@
+//! The authorization-code + PKCE flow over every configured provider: `start` stores the
+//! one-time state and builds the provider URL; `finish` checks state (one-time, bound to
+//! the browser), the RFC 9207 `iss` parameter, exchanges the code, and finds or creates
+//! the user by external identity — linking by email only when the provider verified it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use subtle::ConstantTimeEq;
+
+use super::config::{OAuthConfigError, ProviderConfig, ProviderKind};
+use super::github::GitHubClient;
+use super::oauth2::{OAuth2Client, OAuth2Error};
+use super::oidc::{OidcClient, OidcError};
+use super::redirect::{post_login_path, InvalidRedirect};
+use super::{pkce, printable, ExternalUser};
+use crate::store::oauth::{LoginState, SignInValues};
+use crate::store::users::identity_key;
+use crate::store::{now_epoch_seconds, NewUser, StoreError, Table, User, UserError, Users};
+
+pub const JWKS_COOLDOWN: &str = "TRIBUTARY_OAUTH_JWKS_COOLDOWN_SECS";
+
+pub enum Provider {
+    Oidc(OidcClient),
+    OAuth2(OAuth2Client),
+    GitHub(GitHubClient),
+}
+
+impl Provider {
+    fn config(&self) -> &ProviderConfig {
+        match self {
+            Provider::Oidc(client) => &client.config,
+            Provider::OAuth2(client) => &client.config,
+            Provider::GitHub(client) => &client.config,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("no sign-in provider is called `{0}`")]
+    UnknownProvider(String),
+    #[error(transparent)]
+    Redirect(#[from] InvalidRedirect),
+    #[error("the provider refused the sign-in: {0}")]
+    ProviderRefused(String),
+    #[error("the sign-in state is missing")]
+    MissingState,
+    #[error("the sign-in state does not belong to this browser")]
+    StateMismatch,
+    #[error("the sign-in state is unknown, expired or already used")]
+    UnknownState,
+    #[error("the authorization response lacks `code`")]
+    MissingCode,
+    #[error("the authorization response names another issuer")]
+    IssuerMismatch,
+    #[error("the authorization response lacks the `iss` parameter this provider promises")]
+    MissingIssuer,
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error(transparent)]
+    OAuth2(#[from] OAuth2Error),
+    #[error("an account with this email exists, but the provider has not verified the email; verify it with the provider or sign in with your password")]
+    UnverifiedEmailInUse,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no randomness available: {0}")]
+    Random(String),
+}
+
+/// The query of the provider's redirect back to us.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+pub struct Started {
+    pub authorization_url: Url,
+    /// Also set as a cookie, binding the flow to this browser.
+    pub state: String,
+}
+
+pub struct Finished {
+    pub user: User,
+    pub redirect_to: String,
+}
+
+#[derive(Clone)]
+pub struct SignIn {
+    providers: Arc<HashMap<String, Provider>>,
+    values: SignInValues,
+    users: Users,
+}
+
+impl SignIn {
+    pub fn new(
+        configs: Vec<ProviderConfig>,
+        table: Arc<dyn Table>,
+        http: reqwest::Client,
+        jwks_cooldown: Duration,
+    ) -> Result<Self, OAuthConfigError> {
+        let mut providers = HashMap::new();
+        for config in configs {
+            let name = config.name.clone();
+            let provider = match config.kind.clone() {
+                ProviderKind::Oidc { issuer } => {
+                    Provider::Oidc(OidcClient::new(config, issuer, http.clone(), jwks_cooldown))
+                }
+                ProviderKind::OAuth2 {
+                    authorization_url,
+                    token_url,
+                    userinfo_url,
+                    fields,
+                } => Provider::OAuth2(OAuth2Client::new(
+                    config,
+                    authorization_url,
+                    token_url,
+                    userinfo_url,
+                    fields,
+                    http.clone(),
+                )),
+                ProviderKind::GitHub { web_url, api_url } => Provider::GitHub(
+                    GitHubClient::new(config, &web_url, api_url, http.clone()).map_err(|e| {
+                        OAuthConfigError::Invalid {
+                            provider: name.clone(),
+                            variable: "WEB_URL".into(),
+                            reason: e.to_string(),
+                        }
+                    })?,
+                ),
+            };
+            providers.insert(name, provider);
+        }
+        Ok(Self {
+            providers: Arc::new(providers),
+            values: SignInValues::new(table.clone()),
+            users: Users::new(table),
+        })
+    }
+
+    /// Providers from `TRIBUTARY_OAUTH_*`, JWKS refetch cooldown from
+    /// `TRIBUTARY_OAUTH_JWKS_COOLDOWN_SECS` (default 60).
+    pub fn from_env(table: Arc<dyn Table>) -> Result<Self, OAuthConfigError> {
+        let configs = super::providers_from_env()?;
+        let cooldown = match std::env::var(JWKS_COOLDOWN) {
+            Ok(raw) => {
+                Duration::from_secs(raw.trim().parse().map_err(|_| OAuthConfigError::Invalid {
+                    provider: "*".into(),
+                    variable: JWKS_COOLDOWN.into(),
+                    reason: format!("`{raw}` is not a whole number of seconds"),
+                })?)
+            }
+            Err(_) => super::jwks::DEFAULT_REFETCH_COOLDOWN,
+        };
+        let http = crate::http::back_channel_client().map_err(|e| OAuthConfigError::Invalid {
+            provider: "*".into(),
+            variable: "(HTTP client)".into(),
+            reason: e.to_string(),
+        })?;
+        Self::new(configs, table, http, cooldown)
+    }
+
+    pub fn provider(&self, name: &str) -> Result<&Provider, SignInError> {
+        self.providers
+            .get(name)
+            .ok_or_else(|| SignInError::UnknownProvider(printable(name)))
+    }
+
+    pub fn values(&self) -> &SignInValues {
+        &self.values
+    }
+
+    pub async fn start(
+        &self,
+        provider_name: &str,
+        redirect_to: Option<&str>,
+    ) -> Result<Started, SignInError> {
+        let provider = self.provider(provider_name)?;
+        let redirect_to = post_login_path(redirect_to)?;
+        let random = || pkce::random_token().map_err(|e| SignInError::Random(e.to_string()));
+        let (state, verifier, nonce) = (random()?, random()?, random()?);
+        let config = provider.config();
+        let (mut url, issuer) = match provider {
+            Provider::Oidc(client) => {
+                let discovery = client.discovery().await?;
+                (
+                    discovery.authorization_endpoint.clone(),
+                    Some(client.issuer().to_owned()),
+                )
+            }
+            Provider::OAuth2(client) => (client.authorization_url.clone(), None),
+            Provider::GitHub(client) => (client.authorization_url.clone(), None),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &config.client_id)
+                .append_pair("redirect_uri", config.redirect_uri.as_str())
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &pkce::s256_challenge(&verifier))
+                .append_pair("code_challenge_method", "S256");
+            if !config.scopes.is_empty() {
+                query.append_pair("scope", &config.scopes.join(" "));
+            }
+            if issuer.is_some() {
+                query.append_pair("nonce", &nonce);
+            }
+        }
+        let login_state = LoginState {
+            provider: provider_name.to_owned(),
+            pkce_verifier: verifier,
+            nonce,
+            issuer,
+            redirect_to,
+            created_at: now_epoch_seconds(),
+        };
+        self.values.save_state(&state, &login_state).await?;
+        Ok(Started {
+            authorization_url: url,
+            state,
+        })
+    }
+
+    /// Checks the callback against the stored state and the browser's state cookie,
+    /// then signs the user in (creating or linking the account as needed).
+    pub async fn finish(
+        &self,
+        provider_name: &str,
+        params: &CallbackParams,
+        state_cookie: Option<&str>,
+    ) -> Result<Finished, SignInError> {
+        let provider = self.provider(provider_name)?;
+        let login_state = self.take_state(provider_name, params, state_cookie).await?;
+        if let Some(error) = &params.error {
+            let description = params.error_description.as_deref().unwrap_or("");
+            return Err(SignInError::ProviderRefused(printable(
+                &format!("{error} {description}").trim_end().to_owned(),
+            )));
+        }
+        let code = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(SignInError::MissingCode)?;
+        let external = match provider {
+            Provider::Oidc(client) => {
+                check_issuer_parameter(client, params.iss.as_deref()).await?;
+                client
+                    .finish(code, &login_state.pkce_verifier, &login_state.nonce)
+                    .await?
+            }
+            Provider::OAuth2(client) => client.finish(code, &login_state.pkce_verifier).await?,
+            Provider::GitHub(client) => client.finish(code, &login_state.pkce_verifier).await?,
+        };
+        let user = self.resolve_user(external).await?;
+        Ok(Finished {
+            user,
+            redirect_to: login_state.redirect_to,
+        })
+    }
+
+    async fn take_state(
+        &self,
+        provider_name: &str,
+        params: &CallbackParams,
+        cookie: Option<&str>,
+    ) -> Result<LoginState, SignInError> {
+        let state = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or(SignInError::MissingState)?;
+        let cookie = cookie.ok_or(SignInError::StateMismatch)?;
+        if !bool::from(state.as_bytes().ct_eq(cookie.as_bytes())) {
+            return Err(SignInError::StateMismatch);
+        }
+        let login_state = self
+            .values
+            .take_state(state)
+            .await?
+            .ok_or(SignInError::UnknownState)?;
+        if login_state.provider != provider_name {
+            return Err(SignInError::UnknownState);
+        }
+        Ok(login_state)
+    }
+
+    /// By identity first; a verified email links to an existing account; an unverified
+    /// email that belongs to someone else is refused rather than silently duplicated.
+    async fn resolve_user(&self, external: ExternalUser) -> Result<User, SignInError> {
+        let identity = identity_key(&external.namespace, &external.subject);
+        if let Some(user) = self.users.by_identity(&identity).await? {
+            return if user.is_active() {
+                Ok(user)
+            } else {
+                Err(SignInError::Disabled)
+            };
+        }
+        let email = external
+            .email
+            .as_deref()
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty());
+        if let Some(email) = &email {
+            if let Some(existing) = self.users.by_email(email).await? {
+                if !external.email_verified {
+                    return Err(SignInError::UnverifiedEmailInUse);
+                }
+                if !existing.is_active() {
+                    return Err(SignInError::Disabled);
+                }
+                self.users.link_identity(&existing.id, &identity).await?;
+                tracing::info!(user_id = %existing.id, namespace = %external.namespace, "linked sign-in identity by verified email");
+                return Ok(existing);
+            }
+        }
+        let name = external
+            .name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| "New user".into());
+        let new_user = NewUser {
+            email: email.unwrap_or_default(),
+            name: name.chars().take(100).collect(),
+            password_hash: None,
+        };
+        let user = self
+            .users
+            .create_for_identity(new_user, &identity, external.email_verified)
+            .await?;
+        tracing::info!(user_id = %user.id, namespace = %external.namespace, "user created from sign-in identity");
+        Ok(user)
+    }
+}
+
+/// RFC 9207: when present, `iss` must be the provider's issuer; when discovery promises
+/// it, it must be present.
+async fn check_issuer_parameter(client: &OidcClient, iss: Option<&str>) -> Result<(), SignInError> {
+    match iss {
+        Some(iss) if iss == client.issuer() => Ok(()),
+        Some(_) => Err(SignInError::IssuerMismatch),
+        None if client
+            .discovery()
+            .await?
+            .authorization_response_iss_parameter_supported =>
+        {
+            Err(SignInError::MissingIssuer)
+        }
+        None => Ok(()),
+    }
+}
