@@ -1,6 +1,9 @@
+mod github_signin;
 mod identity;
 mod local;
 mod oidc_harness;
+mod oidc_negative;
+mod oidc_signin;
 mod queue_contract;
 mod store_contract;
 mod token_check;

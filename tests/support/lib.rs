@@ -1,5 +1,8 @@
 //! Test support shared by the end-to-end and contract suites.
 
 pub mod app;
+pub mod fake_github;
+pub mod fake_oidc;
 pub mod moto;
 pub mod oidc;
+pub mod signin;

@@ -52,6 +52,8 @@ pub struct UserinfoFields {
     pub avatar: String,
 }
 
+// Built once per cold start and never moved around: size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum ProviderKind {
     /// Endpoints from discovery at `issuer`.

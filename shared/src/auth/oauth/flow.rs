@@ -22,6 +22,8 @@ use crate::store::{now_epoch_seconds, NewUser, StoreError, Table, User, UserErro
 
 pub const JWKS_COOLDOWN: &str = "TRIBUTARY_OAUTH_JWKS_COOLDOWN_SECS";
 
+// One per configured provider, built at cold start and only borrowed after.
+#[allow(clippy::large_enum_variant)]
 pub enum Provider {
     Oidc(OidcClient),
     OAuth2(OAuth2Client),
@@ -245,7 +247,7 @@ impl SignIn {
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
             return Err(SignInError::ProviderRefused(printable(
-                &format!("{error} {description}").trim_end().to_owned(),
+                format!("{error} {description}").trim_end(),
             )));
         }
         let code = params
