@@ -401,10 +401,13 @@ async fn a_wrong_or_missing_nonce_is_refused() {
 
 // 4. Audience --------------------------------------------------------------------------
 
+/// Turns a valid ID token into a bad one.
+type Breaker = fn(IdToken) -> IdToken;
+
 #[tokio::test]
 async fn a_token_for_another_audience_is_refused() {
     let t = harness().await;
-    let cases: [(&str, fn(IdToken) -> IdToken); 4] = [
+    let cases: [(&str, Breaker); 4] = [
         ("wrong-aud", |token| {
             token.claim("aud", json!("another-client"))
         }),

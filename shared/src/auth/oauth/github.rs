@@ -69,10 +69,11 @@ impl GitHubClient {
             .await?,
         )
         .map_err(|e| OAuth2Error::User(format!("unexpected /user: {e}")))?;
+        // GitHub pages this list (30 by default); 100 covers any real account in one call.
         let emails: Vec<GitHubEmail> = serde_json::from_value(
             get_json(
                 &self.http,
-                join(&self.api_url, "/user/emails")?,
+                join(&self.api_url, "/user/emails?per_page=100")?,
                 &access_token,
                 GITHUB_JSON,
             )
