@@ -3,10 +3,16 @@
 
 pub mod auth;
 pub mod config;
-#[cfg(feature = "oauth")]
+#[cfg(feature = "crawl")]
+pub mod connectors;
+#[cfg(feature = "crawl")]
+pub mod crawl;
+#[cfg(any(feature = "oauth", feature = "crawl"))]
 pub mod http;
 pub mod queue;
 pub mod services;
+#[cfg(feature = "crawl")]
+pub mod sinks;
 pub mod store;
 pub mod telemetry;
 pub mod web;

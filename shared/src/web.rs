@@ -389,3 +389,71 @@ pub fn rfc3339(epoch_seconds: i64) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+#[cfg(feature = "crawl")]
+impl From<crate::crawl::job::SpecError> for ApiError {
+    fn from(error: crate::crawl::job::SpecError) -> Self {
+        use crate::crawl::job::SpecError as E;
+        let code = match &error {
+            E::InvalidUrl { .. } => "invalid_url",
+            E::UnsupportedScheme { .. } => "unsupported_scheme",
+            E::UrlNotAllowed { .. } => "url_not_allowed",
+            E::Limit => "invalid_limit",
+            E::Depth => "invalid_max_depth",
+            E::BatchSize => "invalid_urls",
+            E::Scope(_) => "invalid_pattern",
+            E::Sink(_) => "invalid_sink",
+        };
+        ApiError::bad_request(code, error.to_string())
+    }
+}
+
+#[cfg(feature = "crawl")]
+impl From<crate::store::crawls::CrawlStoreError> for ApiError {
+    fn from(error: crate::store::crawls::CrawlStoreError) -> Self {
+        use crate::store::crawls::CrawlStoreError as E;
+        match error {
+            E::NotFound => ApiError::new(StatusCode::NOT_FOUND, "crawl_not_found", "no such crawl"),
+            E::Finished => ApiError::new(
+                StatusCode::CONFLICT,
+                "crawl_finished",
+                "the crawl has already ended",
+            ),
+            E::Contention => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the crawl changed concurrently; try again",
+            ),
+            E::Store(error) => error.into(),
+        }
+    }
+}
+
+#[cfg(feature = "crawl")]
+impl From<crate::crawl::engine::EngineError> for ApiError {
+    fn from(error: crate::crawl::engine::EngineError) -> Self {
+        use crate::crawl::engine::EngineError as E;
+        match error {
+            E::Jobs(error) => error.into(),
+            E::Store(error) => error.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+#[cfg(feature = "crawl")]
+impl From<crate::crawl::engine::ScrapeError> for ApiError {
+    fn from(error: crate::crawl::engine::ScrapeError) -> Self {
+        use crate::crawl::engine::ScrapeError as S;
+        use crate::crawl::fetch::FetchError as F;
+        let message = error.to_string();
+        let (status, code) = match &error {
+            S::NotHtml(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_content"),
+            S::Fetch(F::Blocked(_)) => (StatusCode::BAD_REQUEST, "url_not_allowed"),
+            S::Fetch(F::TooLarge { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "page_too_large"),
+            S::Fetch(F::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "fetch_timeout"),
+            S::Fetch(_) => (StatusCode::BAD_GATEWAY, "fetch_failed"),
+        };
+        ApiError::new(status, code, message)
+    }
+}

@@ -1,3 +1,5 @@
+mod crawl;
+mod crawl_cloud;
 mod github_signin;
 mod identity;
 mod local;

@@ -7,6 +7,12 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use tributary::auth::oauth::{ProviderConfig, SignIn};
 use tributary::auth::SessionKeys;
+use tributary::crawl::engine::CrawlEngine;
+use tributary::crawl::fetch::Fetcher;
+use tributary::crawl::setup::{fetcher_for, local_queue};
+use tributary::crawl::ssrf::NetworkPolicy;
+use tributary::queue::Queue;
+use tributary::sinks::SinkEnvironment;
 use tributary::store::{DynamoTable, EmbeddedTable, Table};
 use tributary::Services;
 
@@ -21,6 +27,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub services: Services,
     pub sign_in: SignIn,
+    /// The crawl engine behind the crawl routes; nothing consumes its queue unless a test
+    /// runs workers (`tributary_local::crawl`).
+    pub crawls: Arc<CrawlEngine>,
+    pub crawl_queue: Arc<dyn Queue>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -78,10 +88,76 @@ pub async fn spawn_app_with_providers(
     spawn(services, sign_in).await
 }
 
+/// A crawl engine over `table` and a fresh embedded queue, fetching with `policy`; the
+/// webhook sink signs with [`WEBHOOK_SINK_SECRET`].
+pub fn crawl_engine(
+    table: Arc<dyn Table>,
+    policy: NetworkPolicy,
+) -> (Arc<CrawlEngine>, Arc<dyn Queue>) {
+    let queue: Arc<dyn Queue> =
+        Arc::new(local_queue(&temp_dir("tributary-queue")).expect("open embedded queue"));
+    crawl_engine_with_queue(table, queue, policy)
+}
+
+pub const WEBHOOK_SINK_SECRET: &[u8] = b"e2e-webhook-secret-0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+pub fn crawl_engine_with_queue(
+    table: Arc<dyn Table>,
+    queue: Arc<dyn Queue>,
+    policy: NetworkPolicy,
+) -> (Arc<CrawlEngine>, Arc<dyn Queue>) {
+    crawl_engine_with(table, queue, fetcher_for(policy).expect("fetcher"))
+}
+
+/// A crawl engine with this fetcher (its own limits) and a fresh embedded queue.
+pub fn crawl_engine_with_fetcher(
+    table: Arc<dyn Table>,
+    fetcher: Fetcher,
+) -> (Arc<CrawlEngine>, Arc<dyn Queue>) {
+    let queue: Arc<dyn Queue> =
+        Arc::new(local_queue(&temp_dir("tributary-queue")).expect("open embedded queue"));
+    crawl_engine_with(table, queue, fetcher)
+}
+
+pub fn crawl_engine_with(
+    table: Arc<dyn Table>,
+    queue: Arc<dyn Queue>,
+    fetcher: Fetcher,
+) -> (Arc<CrawlEngine>, Arc<dyn Queue>) {
+    let sinks = SinkEnvironment {
+        directory_sinks_allowed: true,
+        webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
+        http: fetcher.client().clone(),
+    };
+    let engine = CrawlEngine::new(table, queue.clone(), fetcher, sinks);
+    (Arc::new(engine), queue)
+}
+
+/// The app whose crawls and scrapes fetch under `policy` (the default app allows loopback,
+/// where the test sites live).
+pub async fn spawn_app_with_crawl_policy(policy: NetworkPolicy) -> TestApp {
+    let services = services_over(embedded_table());
+    let http = tributary::http::back_channel_client().expect("http client");
+    let sign_in = SignIn::new(
+        Vec::new(),
+        services.table.clone(),
+        http,
+        std::time::Duration::from_secs(60),
+    )
+    .expect("no providers");
+    spawn_with_policy(services, sign_in, policy).await
+}
+
 async fn spawn(services: Services, sign_in: SignIn) -> TestApp {
+    spawn_with_policy(services, sign_in, NetworkPolicy::allow_private()).await
+}
+
+async fn spawn_with_policy(services: Services, sign_in: SignIn, policy: NetworkPolicy) -> TestApp {
+    let (crawls, crawl_queue) = crawl_engine(services.table.clone(), policy);
     let (bound, server) = tributary_local::bind(
         services.clone(),
         sign_in.clone(),
+        crawls.clone(),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -96,6 +172,8 @@ async fn spawn(services: Services, sign_in: SignIn) -> TestApp {
             .expect("client"),
         services,
         sign_in,
+        crawls,
+        crawl_queue,
     }
 }
 

@@ -6,3 +6,4 @@ pub mod fake_oidc;
 pub mod moto;
 pub mod oidc;
 pub mod signin;
+pub mod site;

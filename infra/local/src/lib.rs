@@ -1,9 +1,13 @@
 //! `tributary-local`: every HTTP function's router on one port, over the embedded store,
-//! with the token check applied as middleware on exactly the routes API Gateway protects.
+//! with the token check applied as middleware on exactly the routes API Gateway protects,
+//! and crawl workers consuming the embedded queue.
+
+pub mod crawl;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
 use axum::Router;
@@ -11,6 +15,7 @@ use tributary::auth::oauth::SignIn;
 use tributary::auth::session::MIN_KEY_BYTES;
 use tributary::auth::SessionKeys;
 use tributary::config::{self, ConfigError};
+use tributary::crawl::engine::CrawlEngine;
 use tributary::services::open_embedded;
 use tributary::web::{finish, require_token};
 use tributary::Services;
@@ -30,6 +35,8 @@ pub enum LocalError {
     SignIn(#[from] tributary::auth::oauth::OAuthConfigError),
     #[error("cannot generate a signing key: {0}")]
     Random(String),
+    #[error("crawl: {0}")]
+    Crawl(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
@@ -40,9 +47,12 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
 }
 
 /// All HTTP functions, protected routes behind the same check `token-check` makes.
-pub fn app(services: Services, sign_in: SignIn) -> Router {
+pub fn app(services: Services, sign_in: SignIn, crawls: Arc<CrawlEngine>) -> Router {
     let protected = auth::protected_routes(services.clone())
         .merge(api_tokens::protected_routes(services.clone()))
+        .merge(scrape::protected_routes(crawls.clone()))
+        .merge(crawl_start::protected_routes(crawls.clone()))
+        .merge(crawl_status::protected_routes(crawls))
         .route_layer(from_fn_with_state(services.verifier.clone(), require_token));
     let sign_in_routes = oauth_login::routes(sign_in.clone()).merge(oauth_callback::routes(
         oauth_callback::CallbackState {
@@ -116,6 +126,7 @@ pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalErr
 pub async fn bind(
     services: Services,
     sign_in: SignIn,
+    crawls: Arc<CrawlEngine>,
     addr: SocketAddr,
 ) -> std::io::Result<(
     SocketAddr,
@@ -124,6 +135,6 @@ pub async fn bind(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     Ok((bound, async move {
-        axum::serve(listener, app(services, sign_in)).await
+        axum::serve(listener, app(services, sign_in, crawls)).await
     }))
 }

@@ -4,6 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tributary::crawl::job::CrawlRequest;
+use tributary::sinks::SinkConfig;
+use tributary::store::crawls::CrawlJob;
+use tributary_local::crawl::{crawl_until_done, local_engine, local_operator, spawn_workers};
 use tributary_local::{bind, local_services, local_sign_in, KeySource};
 
 #[derive(Parser)]
@@ -21,6 +25,10 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// Let crawls and scrapes fetch loopback and private addresses (local sites, tests).
+    /// Off by default: the SSRF guard refuses them.
+    #[arg(long, env = "TRIBUTARY_ALLOW_PRIVATE_NETWORKS", global = true)]
+    allow_private_networks: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,12 +39,52 @@ enum Command {
     Serve {
         #[arg(long, env = "TRIBUTARY_LOCAL_ADDR", default_value = "127.0.0.1:3000")]
         addr: SocketAddr,
+        /// Crawl workers consuming the embedded queue.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
     },
+    /// Crawl a website into markdown files, through the same handlers as the cloud.
+    Crawl(CrawlArgs),
     /// Manage users.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+#[derive(Args)]
+struct CrawlArgs {
+    /// Where the crawl starts.
+    url: String,
+    /// Directory for the markdown files (one per page, with front matter).
+    #[arg(long)]
+    out: PathBuf,
+    /// Most pages to crawl.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    /// Most links to follow from the start page.
+    #[arg(long, default_value_t = 10)]
+    depth: i64,
+    /// Only paths matching one of these regular expressions (repeatable).
+    #[arg(long)]
+    include: Vec<String>,
+    /// Never paths matching one of these regular expressions (repeatable).
+    #[arg(long)]
+    exclude: Vec<String>,
+    #[arg(long)]
+    allow_subdomains: bool,
+    #[arg(long)]
+    allow_external: bool,
+    #[arg(long)]
+    ignore_sitemap: bool,
+    #[arg(long)]
+    ignore_query_params: bool,
+    /// Keep navigation, headers and footers in the markdown.
+    #[arg(long)]
+    full_page: bool,
+    /// Pages fetched at once.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
 }
 
 #[derive(Subcommand)]
@@ -72,7 +120,10 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Serve { addr } => serve(&cli.data_dir, addr).await,
+        Command::Serve { addr, workers } => {
+            serve(&cli.data_dir, addr, workers, cli.allow_private_networks).await
+        }
+        Command::Crawl(args) => crawl(&cli.data_dir, args, cli.allow_private_networks).await,
         Command::User {
             command: UserCommand::Create(args),
         } => create_user(&cli.data_dir, args).await,
@@ -86,7 +137,12 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(data_dir: &std::path::Path, addr: SocketAddr) -> Result<(), Failure> {
+async fn serve(
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+    workers: usize,
+    allow_private_networks: bool,
+) -> Result<(), Failure> {
     let (services, key_source) = local_services(data_dir)?;
     match key_source {
         KeySource::Generated(path) => println!(
@@ -101,7 +157,9 @@ async fn serve(data_dir: &std::path::Path, addr: SocketAddr) -> Result<(), Failu
         }
     }
     let sign_in = local_sign_in(&services)?;
-    let (bound, server) = bind(services, sign_in, addr).await?;
+    let (engine, queue) = local_engine(&services, data_dir, allow_private_networks)?;
+    let _workers = spawn_workers(engine.clone(), queue, workers);
+    let (bound, server) = bind(services, sign_in, engine, addr).await?;
     println!("data in {}", data_dir.display());
     println!("tributary-local listening on http://{bound}");
     tokio::select! {
@@ -127,4 +185,83 @@ async fn create_user(data_dir: &std::path::Path, args: CreateUser) -> Result<(),
         .map_err(|error| format!("{} ({})", error.message, error.code))?;
     println!("created user {} <{}>", user.id, user.email);
     Ok(())
+}
+
+async fn crawl(
+    data_dir: &std::path::Path,
+    args: CrawlArgs,
+    allow_private_networks: bool,
+) -> Result<(), Failure> {
+    let (services, _) = local_services(data_dir)?;
+    let (engine, queue) = local_engine(&services, data_dir, allow_private_networks)?;
+    let out = std::path::absolute(&args.out)?;
+    let request = CrawlRequest {
+        url: args.url,
+        limit: Some(args.limit),
+        max_depth: Some(args.depth),
+        include_paths: args.include,
+        exclude_paths: args.exclude,
+        allow_subdomains: args.allow_subdomains,
+        allow_external: args.allow_external,
+        ignore_sitemap: args.ignore_sitemap,
+        ignore_query_params: args.ignore_query_params,
+        only_main_content: Some(!args.full_page),
+        sink: Some(SinkConfig::Directory { path: out.clone() }),
+    };
+    let spec = request.validate(engine.fetcher().policy(), engine.sinks())?;
+    let job = engine.start(&local_operator(), spec).await?;
+    let started = std::time::Instant::now();
+    let bar = progress_bar();
+    let job = crawl_until_done(engine, queue, &job.id, args.workers, |job| {
+        show_progress(&bar, job, started.elapsed())
+    })
+    .await?;
+    bar.finish_and_clear();
+    print_summary(&job, &out, started.elapsed());
+    Ok(())
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(1);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} pages {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, job: &CrawlJob, elapsed: std::time::Duration) {
+    let counters = &job.counters;
+    bar.set_length(counters.queued.max(1));
+    bar.set_position(counters.processed);
+    let rate = counters.processed as f64 / elapsed.as_secs_f64().max(0.001);
+    bar.set_message(format!(
+        "({} queued, {} failed, {rate:.1} pages/s)",
+        counters.pending(),
+        counters.failed
+    ));
+}
+
+fn print_summary(job: &CrawlJob, out: &std::path::Path, elapsed: std::time::Duration) {
+    let c = &job.counters;
+    let rate = c.processed as f64 / elapsed.as_secs_f64().max(0.001);
+    println!(
+        "crawl {} {:?}: {} pages saved to {} in {:.1} s ({rate:.1} pages/s)",
+        job.id,
+        job.status,
+        c.done,
+        out.display(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "discovered {}, failed {}, skipped: robots {}, scope {}, ssrf {}, not html {}, over limit {}",
+        c.discovered,
+        c.failed,
+        c.skipped_robots,
+        c.skipped_scope,
+        c.skipped_ssrf,
+        c.skipped_unsupported,
+        c.skipped_limit
+    );
 }

@@ -6,6 +6,8 @@
 //! that rule, which the contract suite checks.
 
 pub mod api_tokens;
+#[cfg(feature = "crawl")]
+pub mod crawls;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "embedded")]

@@ -1,0 +1,19 @@
+//! Lambda entrypoint: build the engine once, hand it every SQS batch.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use tributary::crawl::setup::engine_from_env;
+use tributary::Services;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tributary::telemetry::init_lambda_logs();
+    let services = Services::from_env().await?;
+    let engine = engine_from_env(services.table.clone()).await?;
+    let engine = &engine;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(crawl_page::handle(engine, event.payload).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,3 @@
+//! Data sources and the document model they produce.
+
+pub mod document;

@@ -1,0 +1,614 @@
+//! The guarded page fetcher: one GET, redirects followed by hand so that every hop passes
+//! the SSRF policy and the crawl scope, bounded in time and size. reqwest resolves names
+//! through [`GuardedResolver`], so a domain can never lead to a refused address; IP-literal
+//! hosts (which skip DNS) are checked per hop with [`NetworkPolicy::check_url`].
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use reqwest::{Response, StatusCode};
+use url::Url;
+
+use super::ssrf::{GuardedResolver, NetworkPolicy, SsrfError};
+
+const ACCEPT_PAGES: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[derive(Clone, Debug)]
+pub struct FetchLimits {
+    /// Largest body read; anything bigger fails with [`FetchError::TooLarge`].
+    pub max_bytes: usize,
+    /// For the whole fetch, redirects and body included.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_redirects: usize,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            max_redirects: 5,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Fetched {
+    /// The URL that answered, after redirects.
+    pub final_url: Url,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// Every redirect target followed, in order.
+    pub redirects: Vec<Url>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("blocked: {0}")]
+    Blocked(#[from] SsrfError),
+    #[error("redirect to {0} leaves the crawl scope")]
+    OutOfScope(Url),
+    #[error("too many redirects")]
+    TooManyRedirects,
+    #[error("response body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("timed out")]
+    Timeout,
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("bad redirect: {0}")]
+    BadRedirect(String),
+}
+
+impl FetchError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Timeout | Self::Network(_))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    policy: Arc<NetworkPolicy>,
+    limits: FetchLimits,
+}
+
+impl Fetcher {
+    pub fn new(
+        policy: Arc<NetworkPolicy>,
+        limits: FetchLimits,
+        user_agent: &str,
+    ) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            // Redirects are followed in `get`, one checked hop at a time.
+            .redirect(reqwest::redirect::Policy::none())
+            // Every name resolves through the policy.
+            .dns_resolver(GuardedResolver::new(Arc::clone(&policy)))
+            // A proxy would resolve names itself, out of the guard's sight.
+            .no_proxy()
+            .timeout(limits.timeout)
+            .connect_timeout(limits.connect_timeout)
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| FetchError::Network(error_chain(&e)))?;
+        Ok(Self {
+            client,
+            policy,
+            limits,
+        })
+    }
+
+    pub fn policy(&self) -> &NetworkPolicy {
+        &self.policy
+    }
+
+    /// The guarded client (no redirects, guarded DNS, no proxy), for other outbound calls
+    /// to user-supplied URLs such as webhooks.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn limits(&self) -> &FetchLimits {
+        &self.limits
+    }
+
+    /// GETs `url`, following up to `max_redirects` redirects. Each redirect target must pass
+    /// the SSRF policy and then `allow_hop` (the crawl scope). Non-2xx statuses are not
+    /// errors: they come back as [`Fetched`] with that status.
+    pub async fn get(
+        &self,
+        url: &Url,
+        allow_hop: &(dyn Fn(&Url) -> bool + Send + Sync),
+    ) -> Result<Fetched, FetchError> {
+        // The client's timeout is per request; this one bounds the whole chain and body.
+        tokio::time::timeout(self.limits.timeout, self.follow(url, allow_hop))
+            .await
+            .unwrap_or(Err(FetchError::Timeout))
+    }
+
+    async fn follow(
+        &self,
+        start: &Url,
+        allow_hop: &(dyn Fn(&Url) -> bool + Send + Sync),
+    ) -> Result<Fetched, FetchError> {
+        self.policy.check_url(start)?;
+        let mut current = start.clone();
+        let mut redirects = Vec::new();
+        loop {
+            let response = self.send(&current).await?;
+            let Some(next) = redirect_target(&current, &response)? else {
+                return self.finish(current, response, redirects).await;
+            };
+            if redirects.len() >= self.limits.max_redirects {
+                return Err(FetchError::TooManyRedirects);
+            }
+            self.policy.check_url(&next)?;
+            if !allow_hop(&next) {
+                return Err(FetchError::OutOfScope(next));
+            }
+            redirects.push(next.clone());
+            current = next;
+        }
+    }
+
+    async fn send(&self, url: &Url) -> Result<Response, FetchError> {
+        let response = self
+            .client
+            .get(url.clone())
+            .header(ACCEPT, ACCEPT_PAGES)
+            .send()
+            .await
+            .map_err(map_reqwest)?;
+        // Belt and braces: the resolver and check_url already vetted the address.
+        if let Some(remote) = response.remote_addr() {
+            let host = url.host_str().unwrap_or_default();
+            self.policy.check_ip(host, remote.ip())?;
+        }
+        Ok(response)
+    }
+
+    async fn finish(
+        &self,
+        final_url: Url,
+        response: Response,
+        redirects: Vec<Url>,
+    ) -> Result<Fetched, FetchError> {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = self.read_body(response).await?;
+        Ok(Fetched {
+            final_url,
+            status,
+            content_type,
+            body,
+            redirects,
+        })
+    }
+
+    /// Reads at most `max_bytes`, refusing a declared oversize body without reading it and
+    /// stopping an undeclared one as soon as it goes over.
+    async fn read_body(&self, mut response: Response) -> Result<Vec<u8>, FetchError> {
+        let limit = self.limits.max_bytes;
+        let declared = response.content_length();
+        if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+        let mut body = Vec::with_capacity(capacity);
+        while let Some(chunk) = response.chunk().await.map_err(map_reqwest)? {
+            if body.len() + chunk.len() > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// The next hop when `response` is a redirect with a Location, resolved against `current`.
+fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, FetchError> {
+    let is_redirect = matches!(
+        response.status(),
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    );
+    let Some(location) = response.headers().get(LOCATION).filter(|_| is_redirect) else {
+        return Ok(None);
+    };
+    let location = location
+        .to_str()
+        .map_err(|_| FetchError::BadRedirect("Location is not ASCII".into()))?;
+    current
+        .join(location)
+        .map(Some)
+        .map_err(|e| FetchError::BadRedirect(format!("{location:?}: {e}")))
+}
+
+/// Timeouts, refusals by the guarded resolver (which reqwest wraps several layers deep),
+/// and everything else as a network error.
+fn map_reqwest(err: reqwest::Error) -> FetchError {
+    if err.is_timeout() {
+        return FetchError::Timeout;
+    }
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(refusal) = cause.downcast_ref::<SsrfError>() {
+            return FetchError::Blocked(refusal.clone());
+        }
+        source = cause.source();
+    }
+    FetchError::Network(error_chain(&err))
+}
+
+/// reqwest's own message is terse ("error sending request"); the causes say what happened.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::Request;
+    use axum::http::{header, StatusCode};
+    use axum::middleware::{self, Next};
+    use axum::response::Redirect;
+    use axum::routing::get;
+    use axum::Router;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const BIG: usize = 2048;
+
+    struct TestServer {
+        base: Url,
+        hits: Arc<AtomicUsize>,
+    }
+
+    impl TestServer {
+        fn url(&self, path: &str) -> Url {
+            self.base.join(path).unwrap()
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    /// The routes every fetch test uses; `base` lets redirects point at absolute URLs.
+    fn app(base: &Url) -> Router {
+        let absolute_page = base.join("/page").unwrap().to_string();
+        let outside = base.join("/outside").unwrap().to_string();
+        Router::new()
+            .route(
+                "/page",
+                get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<h1>hi</h1>") }),
+            )
+            .route(
+                "/missing",
+                get(|| async { (StatusCode::NOT_FOUND, "nope") }),
+            )
+            // a chain exercising 301/302/308 and relative, path-relative and absolute Locations
+            .route(
+                "/a",
+                get(|| async { (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/b")]) }),
+            )
+            .route(
+                "/b",
+                get(|| async { (StatusCode::FOUND, [(header::LOCATION, "c")]) }),
+            )
+            .route(
+                "/c",
+                get(move || async move { Redirect::permanent(&absolute_page) }),
+            )
+            .route(
+                "/leave",
+                get(move || async move { Redirect::temporary(&outside) }),
+            )
+            .route(
+                "/metadata",
+                get(|| async { Redirect::to("http://169.254.169.254/latest/meta-data/") }),
+            )
+            .route("/loop", get(|| async { Redirect::to("/loop") }))
+            .route("/big", get(|| async { vec![b'x'; BIG] }))
+            .route("/hang", get(std::future::pending::<&'static str>))
+    }
+
+    /// Serves `app` on 127.0.0.1, counting the requests that reach it.
+    async fn serve() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = base_url(listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let router = app(&base).layer(middleware::from_fn(move |request: Request, next: Next| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            next.run(request)
+        }));
+        // The listener is bound already, so requests queue until the server task runs.
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestServer { base, hits }
+    }
+
+    fn base_url(addr: SocketAddr) -> Url {
+        Url::parse(&format!("http://{addr}/")).unwrap()
+    }
+
+    /// Serves one raw HTTP/1.1 connection with `respond`, for responses axum will not
+    /// produce (a body without Content-Length, a body that stalls).
+    async fn serve_raw<F, Fut>(respond: F) -> Url
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = std::io::Result<()>> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = base_url(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await?;
+            read_request_head(&mut stream).await?;
+            respond(stream).await
+        });
+        base
+    }
+
+    async fn read_request_head(stream: &mut TcpStream) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    }
+
+    fn fetcher(policy: NetworkPolicy, limits: FetchLimits) -> Fetcher {
+        Fetcher::new(Arc::new(policy), limits, "tributary-test").unwrap()
+    }
+
+    fn loopback_fetcher() -> Fetcher {
+        fetcher(NetworkPolicy::allow_private(), FetchLimits::default())
+    }
+
+    fn small_limits(max_bytes: usize) -> FetchLimits {
+        FetchLimits {
+            max_bytes,
+            ..FetchLimits::default()
+        }
+    }
+
+    fn anywhere(_: &Url) -> bool {
+        true
+    }
+
+    #[tokio::test]
+    async fn fetches_a_page() {
+        let server = serve().await;
+        let page = loopback_fetcher()
+            .get(&server.url("/page"), &anywhere)
+            .await
+            .unwrap();
+        assert_eq!(page.status, 200);
+        assert_eq!(page.body, b"<h1>hi</h1>");
+        assert_eq!(page.content_type.as_deref(), Some("text/html"));
+        assert_eq!(page.final_url, server.url("/page"));
+        assert!(page.redirects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn error_statuses_are_results_not_errors() {
+        let server = serve().await;
+        let page = loopback_fetcher()
+            .get(&server.url("/missing"), &anywhere)
+            .await
+            .unwrap();
+        assert_eq!(page.status, 404);
+        assert_eq!(page.body, b"nope");
+    }
+
+    #[tokio::test]
+    async fn follows_and_records_redirects() {
+        let server = serve().await;
+        let page = loopback_fetcher()
+            .get(&server.url("/a"), &anywhere)
+            .await
+            .unwrap();
+        assert_eq!(page.status, 200);
+        assert_eq!(page.final_url, server.url("/page"));
+        assert_eq!(
+            page.redirects,
+            vec![server.url("/b"), server.url("/c"), server.url("/page")]
+        );
+        assert_eq!(server.hits(), 4);
+    }
+
+    #[tokio::test]
+    async fn redirect_out_of_scope_is_refused() {
+        let server = serve().await;
+        let in_scope = |url: &Url| url.path() != "/outside";
+        let err = loopback_fetcher()
+            .get(&server.url("/leave"), &in_scope)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::OutOfScope(url) if *url == server.url("/outside")),
+            "{err}"
+        );
+        assert_eq!(
+            server.hits(),
+            1,
+            "the out-of-scope target must not be requested"
+        );
+    }
+
+    #[tokio::test]
+    async fn redirect_to_metadata_is_blocked() {
+        let server = serve().await;
+        let policy = NetworkPolicy::with_allowed_networks(vec!["127.0.0.0/8".parse().unwrap()]);
+        let err = fetcher(policy, FetchLimits::default())
+            .get(&server.url("/metadata"), &anywhere)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::Blocked(SsrfError::ForbiddenAddress { ip, .. }) if ip.to_string() == "169.254.169.254"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn strict_policy_never_reaches_loopback() {
+        let server = serve().await;
+        let strict = fetcher(NetworkPolicy::strict(), FetchLimits::default());
+        // an IP literal is refused by check_url...
+        let err = strict
+            .get(&server.url("/page"), &anywhere)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::Blocked(SsrfError::ForbiddenAddress { .. })),
+            "{err}"
+        );
+        // ...and a name by the guarded resolver
+        let mut by_name = server.url("/page");
+        by_name.set_host(Some("localhost")).unwrap();
+        let err = strict.get(&by_name, &anywhere).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::Blocked(SsrfError::ForbiddenAddress { .. })),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        assert_eq!(server.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn declared_oversize_body_is_refused() {
+        let server = serve().await;
+        let err = fetcher(NetworkPolicy::allow_private(), small_limits(BIG - 1))
+            .get(&server.url("/big"), &anywhere)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::TooLarge { limit } if limit == BIG - 1),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn body_of_exactly_the_limit_is_fine() {
+        let server = serve().await;
+        let page = fetcher(NetworkPolicy::allow_private(), small_limits(BIG))
+            .get(&server.url("/big"), &anywhere)
+            .await
+            .unwrap();
+        assert_eq!(page.body.len(), BIG);
+    }
+
+    #[tokio::test]
+    async fn undeclared_oversize_body_is_cut_off() {
+        // A chunked body without end: only the byte limit stops the read.
+        let url = serve_raw(|mut stream| async move {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n";
+            stream.write_all(head.as_bytes()).await?;
+            let chunk = format!("400\r\n{}\r\n", "x".repeat(0x400));
+            loop {
+                stream.write_all(chunk.as_bytes()).await?;
+            }
+        })
+        .await;
+        let err = fetcher(NetworkPolicy::allow_private(), small_limits(10_000))
+            .get(&url, &anywhere)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::TooLarge { limit: 10_000 }),
+            "{err}"
+        );
+    }
+
+    fn quick_timeout() -> FetchLimits {
+        FetchLimits {
+            timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(300),
+            ..FetchLimits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let server = serve().await;
+        let err = fetcher(NetworkPolicy::allow_private(), quick_timeout())
+            .get(&server.url("/hang"), &anywhere)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Timeout), "{err}");
+        assert!(err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn stalled_body_times_out() {
+        let url = serve_raw(|mut stream| async move {
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..")
+                .await?;
+            std::future::pending().await
+        })
+        .await;
+        let err = fetcher(NetworkPolicy::allow_private(), quick_timeout())
+            .get(&url, &anywhere)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Timeout), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redirect_loop_is_cut_off() {
+        let server = serve().await;
+        let err = loopback_fetcher()
+            .get(&server.url("/loop"), &anywhere)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::TooManyRedirects), "{err}");
+        // the first request plus max_redirects followed hops
+        assert_eq!(server.hits(), 1 + FetchLimits::default().max_redirects);
+    }
+
+    #[test]
+    fn only_timeouts_and_network_errors_are_transient() {
+        assert!(FetchError::Network("reset".into()).is_transient());
+        assert!(!FetchError::TooManyRedirects.is_transient());
+        assert!(!FetchError::TooLarge { limit: 1 }.is_transient());
+        assert!(!FetchError::BadRedirect("x".into()).is_transient());
+    }
+
+    #[test]
+    fn get_can_run_on_spawned_tasks() {
+        fn assert_send<T: Send>(_: &T) {}
+        let fetcher = loopback_fetcher();
+        let url = Url::parse("http://example.com/").unwrap();
+        assert_send(&fetcher.get(&url, &anywhere));
+    }
+}

@@ -1,0 +1,238 @@
+//! Where documents go: a RAG pipeline's webhook (deployed) or a local directory
+//! (`tributary-local` only).
+
+pub mod directory;
+pub mod webhook;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::connectors::document::Document;
+
+pub use directory::DirectorySink;
+pub use webhook::WebhookSink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Local I/O failed (directory sink) or a document could not be encoded. Treated as
+    /// transient: a full disk or a busy file may clear; the caller's retry budget bounds it.
+    #[error("sink i/o error: {0}")]
+    Io(String),
+    /// The sink refused the request (a 4xx other than 408/429, or an invalid document id):
+    /// retrying the same request will not help.
+    #[error("sink rejected the request with status {status}: {message}")]
+    Rejected { status: u16, message: String },
+    /// The sink could not be reached or is overloaded (network error, 5xx, 408, 429): retry
+    /// later.
+    #[error("sink unavailable: {0}")]
+    Unavailable(String),
+    /// The sink configuration is not usable in this deployment.
+    #[error("sink misconfigured: {0}")]
+    Config(String),
+}
+
+impl SinkError {
+    /// Whether retrying the same delivery later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SinkError::Unavailable(_) | SinkError::Io(_))
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    /// Delivers (creates or replaces by `id`) every document; idempotent.
+    async fn deliver(&self, documents: &[Document]) -> Result<(), SinkError>;
+    /// Removes documents by id; removing a missing one is not an error.
+    async fn delete(&self, ids: &[String]) -> Result<(), SinkError>;
+    /// A short name for logs and metrics: `"directory"` or `"webhook"`.
+    fn kind(&self) -> &'static str;
+}
+
+/// A sink as a crawl/connector configuration names it: JSON
+/// `{"type": "directory", "path": "..."}` or `{"type": "webhook", "url": "https://..."}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    Directory { path: PathBuf },
+    Webhook { url: url::Url },
+}
+
+/// What building a sink needs from the deployment.
+#[derive(Clone)]
+pub struct SinkEnvironment {
+    /// True only in `tributary-local`: a deployed function must not write where a
+    /// configuration tells it to.
+    pub directory_sinks_allowed: bool,
+    /// The HMAC key webhook requests are signed with (`TRIBUTARY_WEBHOOK_SINK_SECRET`).
+    pub webhook_secret: Option<Vec<u8>>,
+    /// The client webhook requests go through; the caller passes an SSRF-guarded one.
+    pub http: reqwest::Client,
+}
+
+impl fmt::Debug for SinkEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkEnvironment")
+            .field("directory_sinks_allowed", &self.directory_sinks_allowed)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the sink a configuration names. `Config` errors: a directory sink where they are
+/// not allowed (or with an empty path); a webhook without a configured (non-empty) secret; a
+/// webhook URL that is not http(s) or carries credentials.
+pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>, SinkError> {
+    match config {
+        SinkConfig::Directory { path } => {
+            if !env.directory_sinks_allowed {
+                return Err(SinkError::Config(
+                    "directory sinks are only available in tributary-local".into(),
+                ));
+            }
+            if path.as_os_str().is_empty() {
+                return Err(SinkError::Config("directory sink path is empty".into()));
+            }
+            Ok(Arc::new(DirectorySink::new(path.clone())))
+        }
+        SinkConfig::Webhook { url } => {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(SinkError::Config(format!(
+                    "webhook sink url must be http or https, not {}",
+                    url.scheme()
+                )));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(SinkError::Config(
+                    "webhook sink url must not carry credentials".into(),
+                ));
+            }
+            let secret = match &env.webhook_secret {
+                Some(secret) if !secret.is_empty() => secret.clone(),
+                _ => {
+                    return Err(SinkError::Config(
+                        "webhook sinks need TRIBUTARY_WEBHOOK_SINK_SECRET".into(),
+                    ))
+                }
+            };
+            Ok(Arc::new(WebhookSink::new(
+                env.http.clone(),
+                url.clone(),
+                secret,
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(directory_sinks_allowed: bool, secret: Option<&[u8]>) -> SinkEnvironment {
+        SinkEnvironment {
+            directory_sinks_allowed,
+            webhook_secret: secret.map(<[u8]>::to_vec),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn webhook(url: &str) -> SinkConfig {
+        SinkConfig::Webhook {
+            url: url::Url::parse(url).unwrap(),
+        }
+    }
+
+    #[test]
+    fn config_json_shape() {
+        let directory: SinkConfig =
+            serde_json::from_value(json!({"type": "directory", "path": "/tmp/out"})).unwrap();
+        assert_eq!(
+            directory,
+            SinkConfig::Directory {
+                path: "/tmp/out".into()
+            }
+        );
+        let hook: SinkConfig =
+            serde_json::from_value(json!({"type": "webhook", "url": "https://rag.example/in"}))
+                .unwrap();
+        assert_eq!(hook, webhook("https://rag.example/in"));
+        assert_eq!(
+            serde_json::to_value(&hook).unwrap(),
+            json!({"type": "webhook", "url": "https://rag.example/in"})
+        );
+        assert!(serde_json::from_value::<SinkConfig>(
+            json!({"type": "webhook", "url": "https://rag.example/in", "extra": 1})
+        )
+        .is_err());
+        assert!(
+            serde_json::from_value::<SinkConfig>(json!({"type": "s3", "bucket": "b"})).is_err()
+        );
+        assert!(
+            serde_json::from_value::<SinkConfig>(json!({"type": "webhook", "url": "nope"}))
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn build_refuses_directory_sinks_when_not_allowed() {
+        let config = SinkConfig::Directory {
+            path: "/tmp/out".into(),
+        };
+        let err = build(&config, &env(false, Some(b"k"))).err().unwrap();
+        assert!(matches!(err, SinkError::Config(_)), "{err:?}");
+        assert!(!err.is_transient());
+        let sink = build(&config, &env(true, None)).unwrap();
+        assert_eq!(sink.kind(), "directory");
+        let empty = SinkConfig::Directory { path: "".into() };
+        assert!(matches!(
+            build(&empty, &env(true, None)).err().unwrap(),
+            SinkError::Config(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn build_webhook_needs_secret_and_http_url() {
+        let config = webhook("https://rag.example/in");
+        for missing in [env(false, None), env(false, Some(b""))] {
+            let err = build(&config, &missing).err().unwrap();
+            assert!(matches!(err, SinkError::Config(_)), "{err:?}");
+        }
+        for bad in [
+            "ftp://rag.example/in",
+            "file:///etc/passwd",
+            "https://u:p@rag.example/in",
+        ] {
+            let err = build(&webhook(bad), &env(false, Some(b"k"))).err().unwrap();
+            assert!(matches!(err, SinkError::Config(_)), "{bad}: {err:?}");
+        }
+        let sink = build(&config, &env(false, Some(b"k"))).unwrap();
+        assert_eq!(sink.kind(), "webhook");
+        assert_eq!(
+            build(&webhook("http://127.0.0.1:9/in"), &env(false, Some(b"k")))
+                .unwrap()
+                .kind(),
+            "webhook"
+        );
+    }
+
+    #[test]
+    fn transient_classification_and_redacted_debug() {
+        assert!(SinkError::Unavailable("x".into()).is_transient());
+        assert!(SinkError::Io("x".into()).is_transient());
+        assert!(!SinkError::Rejected {
+            status: 400,
+            message: "x".into()
+        }
+        .is_transient());
+        assert!(!SinkError::Config("x".into()).is_transient());
+        let shown = format!("{:?}", env(true, Some(b"super-secret")));
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}

@@ -1,0 +1,246 @@
+//! The cloud shape of a crawl on moto: DynamoDB for the job, SQS for the pages, and the
+//! real `crawl-page` handler consuming SQS batches the way the Lambda service feeds it
+//! (records the handler reports as failures stay on the queue; the rest are deleted).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use tributary::crawl::engine::{message_body, CrawlEngine};
+use tributary::crawl::job::CrawlRequest;
+use tributary::crawl::ssrf::NetworkPolicy;
+use tributary::queue::{create_queue_with_dlq, Queue, ReceivedMessage, SqsQueue};
+use tributary::store::crawls::CrawlJob;
+use tributary_e2e::app::{crawl_engine_with_queue, dynamo_table, temp_dir};
+use tributary_e2e::moto;
+use tributary_e2e::site::{Resource, TestSite};
+use tributary_local::crawl::local_operator;
+
+const MAX_RECEIVES: u32 = 4;
+
+struct Cloud {
+    engine: Arc<CrawlEngine>,
+    queue: Arc<dyn Queue>,
+    dlq: SqsQueue,
+}
+
+async fn cloud() -> Cloud {
+    let client = moto::sqs_client().await;
+    let (queue_url, dlq_url) =
+        create_queue_with_dlq(&client, &moto::unique_name("crawl"), MAX_RECEIVES)
+            .await
+            .expect("queues on moto");
+    let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(client.clone(), queue_url));
+    let (engine, queue) =
+        crawl_engine_with_queue(dynamo_table().await, queue, NetworkPolicy::allow_private());
+    Cloud {
+        engine,
+        queue,
+        dlq: SqsQueue::new(client, dlq_url),
+    }
+}
+
+fn record(message: &ReceivedMessage) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message.receipt_handle.clone());
+    record.body = Some(message.body.clone());
+    record.attributes = HashMap::from([(
+        "ApproximateReceiveCount".to_owned(),
+        message.receive_count.to_string(),
+    )]);
+    record
+}
+
+/// One Lambda invocation: a batch of up to 10 records through `crawl_page::handle`; the
+/// records it does not report as failed are deleted, the failed ones made visible again.
+async fn invoke_once(cloud: &Cloud) -> usize {
+    let messages = cloud
+        .queue
+        .receive(10, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .expect("receive");
+    if messages.is_empty() {
+        return 0;
+    }
+    let mut event = SqsEvent::default();
+    event.records = messages.iter().map(record).collect();
+    let response = crawl_page::handle(&cloud.engine, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.as_str())
+        .collect();
+    for message in &messages {
+        if failed.contains(&message.receipt_handle.as_str()) {
+            cloud
+                .queue
+                .change_visibility(&message.receipt_handle, Duration::ZERO)
+                .await
+                .expect("release");
+        } else {
+            cloud
+                .queue
+                .delete(&message.receipt_handle)
+                .await
+                .expect("delete");
+        }
+    }
+    messages.len()
+}
+
+/// Invokes until the queue is empty (bounded).
+async fn run_until_empty(cloud: &Cloud) {
+    for _ in 0..200 {
+        if invoke_once(cloud).await == 0 {
+            return;
+        }
+    }
+    panic!("the crawl queue never emptied");
+}
+
+async fn job(cloud: &Cloud, id: &str) -> CrawlJob {
+    cloud
+        .engine
+        .jobs()
+        .get(id)
+        .await
+        .expect("get")
+        .expect("job")
+}
+
+#[tokio::test]
+async fn a_crawl_runs_on_dynamodb_and_sqs_and_duplicates_change_nothing() {
+    let site = TestSite::start(vec![
+        ("/", Resource::page("Home", &["/a.html", "/b.html"])),
+        ("/a.html", Resource::page("A", &["/", "/b.html", "/c.html"])),
+        ("/b.html", Resource::page("B", &["/a.html"])),
+        ("/c.html", Resource::page("C", &[])),
+    ])
+    .await;
+    let cloud = cloud().await;
+    let out = temp_dir("crawl-cloud");
+    let spec = CrawlRequest {
+        url: site.url("/"),
+        limit: None,
+        max_depth: None,
+        include_paths: vec![],
+        exclude_paths: vec![],
+        allow_subdomains: false,
+        allow_external: false,
+        ignore_sitemap: true,
+        ignore_query_params: false,
+        only_main_content: None,
+        sink: Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
+    }
+    .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
+    .expect("valid");
+    let started = cloud
+        .engine
+        .start(&local_operator(), spec)
+        .await
+        .expect("start");
+
+    run_until_empty(&cloud).await;
+    let finished = job(&cloud, &started.id).await;
+    assert_eq!(format!("{:?}", finished.status), "Completed");
+    assert_eq!(finished.counters.done, 4);
+    assert_eq!(finished.counters.pending(), 0);
+    let files = std::fs::read_dir(&out).expect("out dir").count();
+    assert_eq!(files, 4);
+    let fetches = site.requested().len();
+
+    // Every page delivered again (as SQS may): nothing is fetched, counted or written again.
+    let again: Vec<String> = ["/", "/a.html", "/b.html", "/c.html"]
+        .iter()
+        .map(|path| message_body(&started.id, &site.url(path), 1))
+        .collect();
+    cloud
+        .queue
+        .send_batch(again)
+        .await
+        .expect("send duplicates");
+    run_until_empty(&cloud).await;
+    let after = job(&cloud, &started.id).await;
+    assert_eq!(after.counters, finished.counters);
+    assert_eq!(site.requested().len(), fetches);
+    assert_eq!(std::fs::read_dir(&out).expect("out dir").count(), 4);
+}
+
+#[tokio::test]
+async fn a_poison_message_lands_in_the_dead_letter_queue() {
+    let cloud = cloud().await;
+    cloud
+        .queue
+        .send_batch(vec!["{not json".to_owned()])
+        .await
+        .expect("send poison");
+    for _ in 0..MAX_RECEIVES {
+        assert_eq!(
+            invoke_once(&cloud).await,
+            1,
+            "the poison message is retried"
+        );
+    }
+    assert_eq!(
+        invoke_once(&cloud).await,
+        0,
+        "then it is gone from the queue"
+    );
+    let dead = cloud
+        .dlq
+        .receive(10, Duration::from_secs(30), Duration::from_secs(1))
+        .await
+        .expect("receive from the DLQ");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "{not json");
+}
+
+#[tokio::test]
+async fn cancelling_on_dynamodb_skips_the_rest() {
+    let site = TestSite::start(vec![
+        (
+            "/",
+            Resource::page("Home", &["/1.html", "/2.html", "/3.html"]),
+        ),
+        ("/1.html", Resource::page("1", &[])),
+        ("/2.html", Resource::page("2", &[])),
+        ("/3.html", Resource::page("3", &[])),
+    ])
+    .await;
+    let cloud = cloud().await;
+    let spec = CrawlRequest {
+        url: site.url("/"),
+        limit: None,
+        max_depth: None,
+        include_paths: vec![],
+        exclude_paths: vec![],
+        allow_subdomains: false,
+        allow_external: false,
+        ignore_sitemap: true,
+        ignore_query_params: false,
+        only_main_content: None,
+        sink: None,
+    }
+    .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
+    .expect("valid");
+    let started = cloud
+        .engine
+        .start(&local_operator(), spec)
+        .await
+        .expect("start");
+    assert_eq!(invoke_once(&cloud).await, 1, "the seed");
+    cloud
+        .engine
+        .jobs()
+        .cancel(&started.id)
+        .await
+        .expect("cancel");
+    let fetched = site.requested().len();
+    run_until_empty(&cloud).await;
+    let after = job(&cloud, &started.id).await;
+    assert_eq!(format!("{:?}", after.status), "Cancelled");
+    assert_eq!(after.counters.done, 1);
+    assert_eq!(after.counters.skipped_cancelled, 3);
+    assert_eq!(site.requested().len(), fetched);
+}
