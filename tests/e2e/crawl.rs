@@ -61,10 +61,21 @@ async fn link_graph_site() -> TestSite {
     TestSite::start(vec![
         (
             "/robots.txt",
-            Resource::text("text/plain", "User-agent: *\nDisallow: /private/\n"),
+            Resource::text(
+                "text/plain",
+                "User-agent: *\nDisallow: /private/\nSitemap: {base}/sitemap-index.xml\n",
+            ),
         ),
         (
-            "/sitemap.xml",
+            "/sitemap-index.xml",
+            Resource::text(
+                "application/xml",
+                "<?xml version=\"1.0\"?><sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+                 <sitemap><loc>{base}/sitemap-pages.xml</loc></sitemap></sitemapindex>",
+            ),
+        ),
+        (
+            "/sitemap-pages.xml",
             Resource::text(
                 "application/xml",
                 "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
@@ -168,6 +179,16 @@ async fn a_crawl_delivers_exactly_the_reachable_pages_once() {
         assert_eq!(site.count(page), 1, "{page} fetched once");
     }
     assert_eq!(site.count("/b/index.html"), 0, "/b/index.html is /b/");
+    assert_eq!(
+        site.count("/sitemap-pages.xml"),
+        1,
+        "the sitemap index is followed"
+    );
+    assert_eq!(
+        site.count("/sitemap.xml"),
+        0,
+        "robots.txt names the sitemap"
+    );
 
     // The status endpoint pages through the results.
     let mut seen = 0;

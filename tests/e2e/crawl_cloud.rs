@@ -17,7 +17,10 @@ use tributary_e2e::moto;
 use tributary_e2e::site::{Resource, TestSite};
 use tributary_local::crawl::local_operator;
 
-const MAX_RECEIVES: u32 = 4;
+/// Receives before the DLQ: low for the poison test, roomy where a transient moto error
+/// under a loaded test run must not push a real page into the DLQ.
+const POISON_MAX_RECEIVES: u32 = 4;
+const MAX_RECEIVES: u32 = 10;
 
 struct Cloud {
     engine: Arc<CrawlEngine>,
@@ -25,10 +28,10 @@ struct Cloud {
     dlq: SqsQueue,
 }
 
-async fn cloud() -> Cloud {
+async fn cloud(max_receives: u32) -> Cloud {
     let client = moto::sqs_client().await;
     let (queue_url, dlq_url) =
-        create_queue_with_dlq(&client, &moto::unique_name("crawl"), MAX_RECEIVES)
+        create_queue_with_dlq(&client, &moto::unique_name("crawl"), max_receives)
             .await
             .expect("queues on moto");
     let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(client.clone(), queue_url));
@@ -118,7 +121,7 @@ async fn a_crawl_runs_on_dynamodb_and_sqs_and_duplicates_change_nothing() {
         ("/c.html", Resource::page("C", &[])),
     ])
     .await;
-    let cloud = cloud().await;
+    let cloud = cloud(MAX_RECEIVES).await;
     let out = temp_dir("crawl-cloud");
     let spec = CrawlRequest {
         url: site.url("/"),
@@ -143,6 +146,17 @@ async fn a_crawl_runs_on_dynamodb_and_sqs_and_duplicates_change_nothing() {
 
     run_until_empty(&cloud).await;
     let finished = job(&cloud, &started.id).await;
+    if finished.status.is_active() {
+        let dead = cloud
+            .dlq
+            .receive(10, Duration::from_secs(30), Duration::ZERO)
+            .await;
+        panic!(
+            "not finished: {:?}, fetched {:?}, dead letters {dead:?}",
+            finished.counters,
+            site.requested()
+        );
+    }
     assert_eq!(format!("{:?}", finished.status), "Completed");
     assert_eq!(finished.counters.done, 4);
     assert_eq!(finished.counters.pending(), 0);
@@ -169,13 +183,13 @@ async fn a_crawl_runs_on_dynamodb_and_sqs_and_duplicates_change_nothing() {
 
 #[tokio::test]
 async fn a_poison_message_lands_in_the_dead_letter_queue() {
-    let cloud = cloud().await;
+    let cloud = cloud(POISON_MAX_RECEIVES).await;
     cloud
         .queue
         .send_batch(vec!["{not json".to_owned()])
         .await
         .expect("send poison");
-    for _ in 0..MAX_RECEIVES {
+    for _ in 0..POISON_MAX_RECEIVES {
         assert_eq!(
             invoke_once(&cloud).await,
             1,
@@ -208,7 +222,7 @@ async fn cancelling_on_dynamodb_skips_the_rest() {
         ("/3.html", Resource::page("3", &[])),
     ])
     .await;
-    let cloud = cloud().await;
+    let cloud = cloud(MAX_RECEIVES).await;
     let spec = CrawlRequest {
         url: site.url("/"),
         limit: None,

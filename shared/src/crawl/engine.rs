@@ -6,7 +6,7 @@
 //! (in one transaction with the job's counters), links are registered with conditional
 //! puts, and a page retried after a crash re-enqueues the links it had registered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,11 +95,20 @@ pub struct CrawlEngine {
     robots: Mutex<HashMap<String, Arc<RobotsRules>>>,
     /// Per origin, when the next request may start (Crawl-delay).
     pacing: Mutex<HashMap<String, Instant>>,
+    /// Per job, URL keys this process knows are already registered (and enqueued) or
+    /// counted as out of scope: most links of a site point at pages seen before, and this
+    /// spares a store read for each. Only a hint: the conditional puts decide.
+    seen: Mutex<HashMap<String, HashSet<String>>>,
 }
+
+/// URL keys remembered per process before the `seen` hint is dropped and rebuilt.
+const MAX_SEEN_KEYS: usize = 1_000_000;
 
 /// How one page ended, before it is written.
 struct Finish {
     outcome: Outcome,
+    /// Distinct out-of-scope links this page added.
+    scope_skips: u64,
     reason: Option<String>,
     fetched: Option<(u16, String)>,
     page: Option<Page>,
@@ -111,6 +120,7 @@ impl Finish {
     fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
         Self {
             outcome,
+            scope_skips: 0,
             reason: Some(reason.into()),
             fetched: None,
             page: None,
@@ -144,6 +154,7 @@ impl CrawlEngine {
             sinks,
             robots: Mutex::new(HashMap::new()),
             pacing: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -183,7 +194,6 @@ impl CrawlEngine {
                 key: url_key(&url),
                 url: url.to_string(),
                 depth: 0,
-                in_scope: true,
             })
             .collect();
         self.jobs.create(&job, &seeds).await?;
@@ -326,13 +336,23 @@ impl CrawlEngine {
         if let Some(step) = self.deliver(job, document, receive_count).await {
             return Ok(step);
         }
+        let mut scope_skips = 0;
         if job.kind() == JobKind::Crawl && entry.depth < job.spec.max_depth {
-            let mut candidates = link_candidates(&page.links, entry.depth + 1, &scope);
+            let mut links = link_candidates(&page.links, entry.depth + 1);
             if entry.parent.is_none() && !job.spec.ignore_sitemap {
                 let sitemap_urls = self.sitemap_urls(job, url).await?;
-                candidates.extend(link_candidates(&sitemap_urls, 1, &scope));
+                links.extend(link_candidates(&sitemap_urls, 1));
             }
-            let registered = self.jobs.register(&job.id, key, candidates).await?;
+            let (in_scope, out_of_scope): (Vec<Candidate>, Vec<Candidate>) = self
+                .unseen(&job.id, links)
+                .into_iter()
+                .partition(|candidate| {
+                    Url::parse(&candidate.url).is_ok_and(|link| scope.check(&link).is_ok())
+                });
+            scope_skips = out_of_scope.len() as u64;
+            self.remember(&job.id, out_of_scope.iter().map(|c| c.key.clone()));
+            let checked: Vec<String> = in_scope.iter().map(|c| c.key.clone()).collect();
+            let registered = self.jobs.register(&job.id, key, in_scope).await?;
             let bodies: Vec<String> = registered
                 .to_enqueue
                 .iter()
@@ -341,9 +361,12 @@ impl CrawlEngine {
             if !bodies.is_empty() {
                 self.queue.send_batch(bodies).await?;
             }
+            // Only now: a retry after a failed send must find and re-send its children.
+            self.remember(&job.id, checked);
         }
         Ok(Step::Finish(Box::new(Finish {
             outcome: Outcome::Done,
+            scope_skips,
             reason: None,
             fetched: Some((status, fetched.final_url.to_string())),
             keep_markdown: job.spec.sink.is_none(),
@@ -380,7 +403,7 @@ impl CrawlEngine {
     async fn record(&self, job: &CrawlJob, key: &str, finish: Finish) -> Result<(), EngineError> {
         let updated = self
             .jobs
-            .finish(&job.id, key, finish.outcome, |url| {
+            .finish(&job.id, key, finish.outcome, finish.scope_skips, |url| {
                 url.reason.clone_from(&finish.reason);
                 if let Some((status, final_url)) = &finish.fetched {
                     url.status_code = Some(*status);
@@ -504,6 +527,26 @@ impl CrawlEngine {
         Ok(found)
     }
 
+    /// The candidates this process has not registered or counted for the job yet.
+    fn unseen(&self, job_id: &str, candidates: Vec<Candidate>) -> Vec<Candidate> {
+        let seen = lock(&self.seen);
+        match seen.get(job_id) {
+            Some(keys) => candidates
+                .into_iter()
+                .filter(|candidate| !keys.contains(&candidate.key))
+                .collect(),
+            None => candidates,
+        }
+    }
+
+    fn remember(&self, job_id: &str, keys: impl IntoIterator<Item = String>) {
+        let mut seen = lock(&self.seen);
+        if seen.values().map(HashSet::len).sum::<usize>() > MAX_SEEN_KEYS {
+            seen.clear();
+        }
+        seen.entry(job_id.to_owned()).or_default().extend(keys);
+    }
+
     /// One page, synchronously (`POST /scrape`): no robots, no sink, same SSRF guard.
     pub async fn scrape(&self, url: &Url, only_main_content: bool) -> Result<Scraped, ScrapeError> {
         let fetched = self.fetcher.get(url, &|_| true).await?;
@@ -553,17 +596,18 @@ fn sink_reason(error: &SinkError) -> String {
     error.to_string().chars().take(300).collect()
 }
 
-fn link_candidates(links: &[Url], depth: u32, scope: &Scope) -> Vec<Candidate> {
+fn link_candidates(links: &[Url], depth: u32) -> Vec<Candidate> {
+    let mut keys = HashSet::new();
     links
         .iter()
         .filter_map(|link| normalize(link, false).or_else(|| Some(link.clone())))
         .filter(|link| matches!(link.scheme(), "http" | "https"))
         .map(|link| Candidate {
             key: url_key(&link),
-            in_scope: scope.check(&link).is_ok(),
             url: link.to_string(),
             depth,
         })
+        .filter(|candidate| keys.insert(candidate.key.clone()))
         .collect()
 }
 

@@ -10,9 +10,11 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
+use htmd::element_handler::{HandlerResult, Handlers};
 use htmd::options::{BulletListMarker, Options};
 use htmd::{HtmlToMarkdown, Node};
 use lol_html::html_content::{ContentType, Element, EndTag, TextChunk};
@@ -123,33 +125,47 @@ pub fn parse(html: &str, url: &Url, only_main_content: bool, strip_query: bool) 
     let links = extracted
         .hrefs
         .iter()
-        .filter(|href| !href.trim_start().starts_with('#'))
         .filter_map(|href| normalize::resolve(&base, href, strip_query))
         .filter(|link| seen.insert(link.clone()))
         .collect();
 
     let converters = converters();
     let rewritten = extracted.rewritten.as_deref().unwrap_or(html);
-    let (converter, source) = match main_content(rewritten) {
-        Some(main) if only_main_content => (&converters.inside_main, main),
-        _ if only_main_content => (&converters.without_chrome, rewritten),
-        _ => (&converters.full, rewritten),
+    let (converter, source) = if !only_main_content {
+        (&converters.full, rewritten)
+    } else if let Some(main) = main_content(rewritten) {
+        (&converters.inside_main, main)
+    } else {
+        (&converters.without_chrome, rewritten)
     };
-    let markdown = match converter.html_to_tree(source) {
-        Ok(tree) => {
-            cap_depth(&tree);
-            converter.tree_to_markdown(&tree).trim().to_owned()
-        }
-        Err(error) => {
-            tracing::debug!(%error, %url, "html to markdown failed");
-            String::new()
-        }
-    };
+    let markdown = to_markdown(converter, source, url);
 
     Page {
         metadata,
         links,
         markdown,
+    }
+}
+
+/// html5ever and htmd have never been seen to panic (fuzzed with random tag soup), but they
+/// are third-party code fed hostile input: should they, this page loses its markdown rather
+/// than the whole batch failing.
+fn to_markdown(converter: &HtmlToMarkdown, html: &str, url: &Url) -> String {
+    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let tree = converter.html_to_tree(&limit_nesting(html))?;
+        cap_depth(&tree);
+        Ok::<_, std::io::Error>(converter.tree_to_markdown(&tree))
+    }));
+    match converted {
+        Ok(Ok(markdown)) => markdown.trim().to_owned(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, %url, "html to markdown failed");
+            String::new()
+        }
+        Err(_) => {
+            tracing::error!(%url, "html to markdown panicked");
+            String::new()
+        }
     }
 }
 
@@ -174,10 +190,10 @@ fn converters() -> &'static Converters {
             };
             HtmlToMarkdown::builder()
                 .options(options)
+                .add_handler(vec!["a"], in_page_link)
                 .skip_tags(skipped)
-                // Parse <noscript> content as markup (it is skipped either way) rather than
-                // as one raw text node.
-                .scripting_enabled(false)
+                // (Scripting stays enabled, as in a browser: <noscript> content is then one
+                // raw text node, cheaper to parse, and skipped anyway.)
                 .build()
         };
         Converters {
@@ -186,6 +202,48 @@ fn converters() -> &'static Converters {
             inside_main: build(&CHROME_INSIDE_MAIN),
         }
     })
+}
+
+/// In-page links (`href="#…"`) mean nothing once the markdown leaves the page: their text is
+/// kept, and heading permalinks ("#", "¶", an icon) are dropped altogether. Other links go to
+/// htmd's own anchor handler.
+fn in_page_link(handlers: &dyn Handlers, element: htmd::Element<'_>) -> Option<HandlerResult> {
+    let attribute = |name: &str| {
+        element
+            .attrs
+            .iter()
+            .find(|attribute| &*attribute.name.local == name)
+            .map(|attribute| &*attribute.value)
+    };
+    if !attribute("href").is_some_and(|href| href.trim_start().starts_with('#')) {
+        return handlers.fallback(element);
+    }
+    let content = handlers.walk_children(element.node);
+    let text = content.content.trim();
+    // A permalink is only a symbol; anything longer is real text (the parser may have carried
+    // an unclosed link over following paragraphs, as browsers do), so it stays.
+    let permalink = matches!(text, "" | "#" | "¶" | "§" | "🔗")
+        || (text.chars().count() <= 2
+            && is_permalink(attribute("class"), attribute("aria-hidden")));
+    (!permalink).then_some(content)
+}
+
+/// A heading's self-link, by the classes documentation generators give it (Docusaurus,
+/// Sphinx/MkDocs, VitePress, GitHub) or by being hidden from screen readers.
+fn is_permalink(class: Option<&str>, aria_hidden: Option<&str>) -> bool {
+    const CLASSES: [&str; 5] = [
+        "hash-link",
+        "headerlink",
+        "header-anchor",
+        "anchor",
+        "heading-anchor",
+    ];
+    aria_hidden.is_some_and(|hidden| hidden.trim().eq_ignore_ascii_case("true"))
+        || class.is_some_and(|classes| {
+            classes
+                .split_ascii_whitespace()
+                .any(|class| CLASSES.contains(&class))
+        })
 }
 
 /// htmd walks the tree recursively, so a page nesting elements thousands deep would overflow
@@ -223,6 +281,214 @@ fn flatten_descendants(node: &Rc<Node>) {
         }
     }
     *node.children.borrow_mut() = leaves;
+}
+
+/// html5ever checks "is there a `<p>` in scope?" by walking the stack of open elements for
+/// most start tags, so `<div>` nested 10 000 deep costs half a second and a megabyte of them
+/// minutes. Start tags that would nest deeper than this are dropped before it parses.
+const MAX_SOURCE_NESTING: usize = 512;
+
+/// Drops start tags nested deeper than [`MAX_SOURCE_NESTING`] (their content stays). The depth
+/// is estimated in one linear scan: only elements that need an explicit end tag count (not
+/// void elements, nor `p`, `li`, `td`… whose end tags may be omitted, nor self-closing tags
+/// inside SVG/MathML), and raw text (`<textarea>`, `<title>`…) and comments are skipped. Pages
+/// that stay below the limit, i.e. all real ones, are returned untouched without copying.
+fn limit_nesting(html: &str) -> Cow<'_, str> {
+    if scan_nesting(html, None) {
+        let mut limited = String::with_capacity(html.len());
+        scan_nesting(html, Some(&mut limited));
+        Cow::Owned(limited)
+    } else {
+        Cow::Borrowed(html)
+    }
+}
+
+/// Returns whether some start tag exceeded the limit; with `out`, copies `html` into it
+/// without those tags.
+fn scan_nesting(html: &str, mut out: Option<&mut String>) -> bool {
+    let bytes = html.as_bytes();
+    let mut depth = 0usize;
+    let mut foreign_depth = 0usize;
+    let mut exceeded = false;
+    let mut copied_up_to = 0;
+    let mut at = 0;
+    while let Some(offset) = html.get(at..).and_then(|rest| rest.find('<')) {
+        let open = at + offset;
+        let after = open + 1;
+        match bytes.get(after) {
+            Some(b'!') => {
+                at = if bytes[after..].starts_with(b"!--") {
+                    find_from(html, after + 3, "-->").map_or(bytes.len(), |end| end + 3)
+                } else {
+                    find_from(html, after, ">").map_or(bytes.len(), |end| end + 1)
+                };
+            }
+            Some(b'?') => at = find_from(html, after, ">").map_or(bytes.len(), |end| end + 1),
+            Some(b'/') => {
+                let name = tag_name(&bytes[after + 1..]);
+                if is_foreign_root(name) {
+                    foreign_depth = foreign_depth.saturating_sub(1);
+                }
+                if needs_end_tag(name) {
+                    depth = depth.saturating_sub(1);
+                }
+                at = find_from(html, after, ">").map_or(bytes.len(), |end| end + 1);
+            }
+            Some(first) if first.is_ascii_alphabetic() => {
+                let name = tag_name(&bytes[after..]);
+                let close = tag_end(bytes, after + name.len());
+                let self_closing = close > 0 && bytes.get(close - 1) == Some(&b'/');
+                at = (close + 1).min(bytes.len());
+                let counted = needs_end_tag(name) && !(self_closing && foreign_depth > 0);
+                if counted && depth >= MAX_SOURCE_NESTING {
+                    let Some(out) = out.as_deref_mut() else {
+                        return true;
+                    };
+                    exceeded = true;
+                    out.push_str(&html[copied_up_to..open]);
+                    copied_up_to = at;
+                    // Without its start tag the element's content is markup to the parser
+                    // (even a <textarea>'s or an <svg>'s), so the scan goes on into it.
+                    continue;
+                }
+                if counted {
+                    depth += 1;
+                }
+                if is_foreign_root(name) && !self_closing {
+                    foreign_depth += 1;
+                }
+                if let Some(raw_text_end) = raw_text_end(html, name, at) {
+                    at = raw_text_end;
+                }
+            }
+            _ => at = after,
+        }
+    }
+    if let Some(out) = out {
+        out.push_str(&html[copied_up_to.min(html.len())..]);
+    }
+    exceeded
+}
+
+fn find_from(html: &str, from: usize, needle: &str) -> Option<usize> {
+    html.get(from..)?.find(needle).map(|offset| from + offset)
+}
+
+/// The tag name at the start of `bytes` (as written; compared case-insensitively).
+fn tag_name(bytes: &[u8]) -> &[u8] {
+    let len = bytes
+        .iter()
+        .take_while(|b| !b.is_ascii_whitespace() && !matches!(b, b'/' | b'>'))
+        .count();
+    &bytes[..len]
+}
+
+/// Index of the `>` closing the tag whose attributes start at `from` (quoted attribute values
+/// may contain `>`), or the input length when it never closes.
+fn tag_end(bytes: &[u8], from: usize) -> usize {
+    let mut quote: Option<u8> = None;
+    let mut previous = b' ';
+    for (index, &byte) in bytes.iter().enumerate().skip(from) {
+        match quote {
+            Some(q) if byte == q => quote = None,
+            Some(_) => {}
+            None if byte == b'>' => return index,
+            None if matches!(byte, b'"' | b'\'') && previous == b'=' => quote = Some(byte),
+            None => {}
+        }
+        if !byte.is_ascii_whitespace() {
+            previous = byte;
+        }
+    }
+    bytes.len()
+}
+
+/// For elements whose content is raw text, where the scan resumes: at their end tag.
+fn raw_text_end(html: &str, name: &[u8], from: usize) -> Option<usize> {
+    // <noscript> too: html5ever parses with scripting enabled, like a browser.
+    const RAW_TEXT: [&[u8]; 9] = [
+        b"script",
+        b"style",
+        b"textarea",
+        b"title",
+        b"xmp",
+        b"iframe",
+        b"noembed",
+        b"noframes",
+        b"noscript",
+    ];
+    if name.eq_ignore_ascii_case(b"plaintext") {
+        // Everything after it is text, end tags included.
+        return Some(html.len());
+    }
+    if !RAW_TEXT.iter().any(|raw| raw.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    let mut search = from;
+    // End tags are matched case-insensitively; scan for `</` and compare the name.
+    while let Some(end) = find_from(html, search, "</") {
+        let candidate = &html.as_bytes()[end + 2..];
+        if candidate.len() >= name.len() && candidate[..name.len()].eq_ignore_ascii_case(name) {
+            return Some(end);
+        }
+        search = end + 2;
+    }
+    Some(html.len())
+}
+
+fn is_foreign_root(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"svg") || name.eq_ignore_ascii_case(b"math")
+}
+
+/// Whether an element stays open until its end tag: not void, and not one whose end tag the
+/// parser implies (a new `<p>` or `<li>` closes the previous one, and so on).
+fn needs_end_tag(name: &[u8]) -> bool {
+    const NO_END_TAG: [&[u8]; 40] = [
+        b"area",
+        b"base",
+        b"basefont",
+        b"bgsound",
+        b"br",
+        b"col",
+        b"embed",
+        b"frame",
+        b"hr",
+        b"img",
+        b"image",
+        b"input",
+        b"keygen",
+        b"link",
+        b"meta",
+        b"param",
+        b"source",
+        b"track",
+        b"wbr",
+        b"p",
+        b"li",
+        b"dt",
+        b"dd",
+        b"td",
+        b"th",
+        b"tr",
+        b"tbody",
+        b"thead",
+        b"tfoot",
+        b"option",
+        b"optgroup",
+        b"rb",
+        b"rt",
+        b"rtc",
+        b"rp",
+        b"caption",
+        b"colgroup",
+        b"html",
+        b"head",
+        b"body",
+    ];
+    !name.is_empty()
+        && !NO_END_TAG
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(name))
 }
 
 /// The HTML between the main-content markers, when the rewriting pass placed them. A main
@@ -265,7 +531,11 @@ fn selectors() -> Option<&'static Selectors> {
                 canonical: parse("link[rel][href]")?,
                 anchor: parse("a[href], area[href]")?,
                 image: parse("img")?,
-                main: parse("main, [role=main]")?,
+                // `[role=main]` on its own would make lol_html read the attributes of every
+                // element (a quarter of the pass); these are the elements that carry it.
+                main: parse(
+                    "main, div[role=main], section[role=main], article[role=main], body[role=main]",
+                )?,
                 removed: parse("script, style, template, iframe")?,
             })
         })
@@ -411,15 +681,17 @@ fn extract(html: &str, url: &Url, mark_main: bool) -> Extracted {
                 let Some(href) = attribute(el, "href") else {
                     return Ok(());
                 };
+                if href.trim_start().starts_with('#') {
+                    // Names no other document; the markdown pass unwraps it (`in_page_link`).
+                    return Ok(());
+                }
                 let mut state = state.borrow_mut();
-                if !href.trim_start().starts_with('#') {
-                    if let Some(absolute) = state
-                        .rewrite_base
-                        .as_ref()
-                        .and_then(|base| http_join(base, &href))
-                    {
-                        set_url_attribute(el, "href", &absolute);
-                    }
+                if let Some(absolute) = state
+                    .rewrite_base
+                    .as_ref()
+                    .and_then(|base| http_join(base, &href))
+                {
+                    set_url_attribute(el, "href", &absolute);
                 }
                 state.hrefs.push(href);
                 Ok(())
@@ -766,6 +1038,11 @@ mod tests {
     }
 
     #[test]
+    fn built_in_selectors_parse() {
+        assert!(selectors().is_some());
+    }
+
+    #[test]
     fn link_variants() {
         let html = r##"<html><body>
             <a href="setup.html">relative</a>
@@ -1016,6 +1293,21 @@ mod tests {
     }
 
     #[test]
+    fn in_page_links_are_unwrapped_and_permalinks_dropped() {
+        let html = r##"<h2 id="opts">Options<a class="hash-link" href="#opts">#</a></h2>
+            <h3>Flags<a href="#flags" aria-hidden="true">¶</a></h3>
+            <p>See <a href="#opts">the options</a> and <a href="/next">next</a>.</p>
+            <p><a class="anchor" href="#x">#</p><p>Unclosed permalinks lose nothing else.</p>"##;
+        let page = parse(html, &page_url(), false, false);
+        assert_eq!(
+            page.markdown,
+            "## Options\n\n### Flags\n\nSee the options and [next](https://example.com/next).\n\nUnclosed permalinks lose nothing else."
+        );
+        let links: Vec<&str> = page.links.iter().map(Url::as_str).collect();
+        assert_eq!(links, ["https://example.com/next"]);
+    }
+
+    #[test]
     fn urls_with_ampersands_survive_the_rewrite() {
         let html = r#"<p><a href="/s?a=1&amp;copy=2&amp;b=3">s</a></p>"#;
         let page = parse(html, &page_url(), false, false);
@@ -1066,6 +1358,54 @@ mod tests {
         let page = parse(&inputs[5], &page_url(), false, false);
         // Markup a streaming parser cannot disambiguate costs at most the links after it.
         assert!(page.links.iter().any(|l| l.path() == "/before"));
+    }
+
+    #[test]
+    fn deep_nesting_is_limited_before_parsing() {
+        let shallow = "<div><p>a<p>b<ul><li>c<li>d</ul></div>".repeat(100);
+        assert!(matches!(limit_nesting(&shallow), Cow::Borrowed(_)));
+        let many_void = "<div>".to_string() + &"<br><img src=x><input>".repeat(2_000);
+        assert!(matches!(limit_nesting(&many_void), Cow::Borrowed(_)));
+        let svg = format!(
+            "<svg>{}</svg><div>after</div>",
+            "<path d='M0 0'/>".repeat(2_000)
+        );
+        assert!(matches!(limit_nesting(&svg), Cow::Borrowed(_)));
+        let raw_text = format!("<textarea>{}</TEXTAREA><p>x", "<div>".repeat(2_000));
+        assert!(matches!(limit_nesting(&raw_text), Cow::Borrowed(_)));
+        let commented = format!("<!--{}--><p>x", "<div>".repeat(2_000));
+        assert!(matches!(limit_nesting(&commented), Cow::Borrowed(_)));
+
+        let deep = format!(
+            "{}deep text{}",
+            "<div class='a>b'>".repeat(600),
+            "</div>".repeat(600)
+        );
+        let limited = limit_nesting(&deep);
+        assert_eq!(limited.matches("<div").count(), MAX_SOURCE_NESTING);
+        assert!(limited.contains("deep text"));
+        let md = parse(&deep, &page_url(), false, false).markdown;
+        assert_eq!(md, "deep text");
+
+        // Text and void elements beyond the limit are kept.
+        let deep = format!("{}<b>bold</b><br>end", "<span>".repeat(5_000));
+        let md = parse(&deep, &page_url(), false, false).markdown;
+        assert!(md.contains("bold") && md.ends_with("end"), "{md}");
+    }
+
+    #[test]
+    fn pathological_pages_parse_quickly() {
+        let started = std::time::Instant::now();
+        for html in [
+            "<div>".repeat(100_000),
+            "<div/>".repeat(100_000),
+            "<b><i>".repeat(50_000),
+        ] {
+            let page = parse(&html, &page_url(), true, false);
+            assert!(page.markdown.is_empty(), "{}", page.markdown);
+        }
+        // Unoptimised test builds are slow; without the limit this takes minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]

@@ -178,7 +178,6 @@ pub struct Candidate {
     pub key: String,
     pub url: String,
     pub depth: u32,
-    pub in_scope: bool,
 }
 
 /// What registering a page's links achieved.
@@ -323,9 +322,9 @@ impl CrawlJobs {
         Ok(saved)
     }
 
-    /// Registers the links of page `parent_key`: new in-scope URLs are queued (up to the
-    /// job's limit), new out-of-scope ones recorded as skipped; URLs seen before change
-    /// nothing. Nothing is registered once the job has ended.
+    /// Registers the in-scope links of page `parent_key`: new URLs are queued (up to the
+    /// job's limit); URLs seen before change nothing. Nothing is registered once the job
+    /// has ended.
     pub async fn register(
         &self,
         job_id: &str,
@@ -346,7 +345,8 @@ impl CrawlJobs {
                 return Err(CrawlStoreError::Contention);
             }
             let job = self.get(job_id).await?.ok_or(CrawlStoreError::NotFound)?;
-            if !job.status.is_active() {
+            let full = job.counters.discovered >= u64::from(job.spec.limit);
+            if !job.status.is_active() || full {
                 break;
             }
             let fresh = self
@@ -410,16 +410,12 @@ impl CrawlJobs {
         let mut queued = Vec::new();
         let capacity = u64::from(job.spec.limit).saturating_sub(job.counters.discovered);
         for candidate in chunk {
-            let mut url = CrawlUrl::queued(
+            let url = CrawlUrl::queued(
                 candidate.url.clone(),
                 candidate.depth,
                 Some(parent_key.to_owned()),
             );
-            if !candidate.in_scope {
-                url.state = Some(UrlState::Skipped);
-                url.reason = Some("out of scope".into());
-                job.counters.skipped_scope += 1;
-            } else if (queued.len() as u64) < capacity {
+            if (queued.len() as u64) < capacity {
                 job.counters.discovered += 1;
                 job.counters.queued += 1;
                 queued.push(url.clone());
@@ -447,6 +443,7 @@ impl CrawlJobs {
         job_id: &str,
         url_key: &str,
         outcome: Outcome,
+        scope_skips: u64,
         update: impl Fn(&mut CrawlUrl),
     ) -> Result<Option<CrawlJob>, CrawlStoreError> {
         for _ in 0..MAX_ATTEMPTS {
@@ -462,6 +459,7 @@ impl CrawlJobs {
             url.state = Some(outcome.state());
             url.finished_at = Some(now);
             outcome.count(&mut job.counters);
+            job.counters.skipped_scope += scope_skips;
             job.updated_at = now;
             if job.status == JobStatus::Queued {
                 job.status = JobStatus::Running;

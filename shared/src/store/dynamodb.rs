@@ -479,8 +479,13 @@ impl Table for DynamoTable {
                         _ => None,
                     })
                     .is_some_and(|cancelled| {
+                        // A conflict with a concurrent transaction on the same item is,
+                        // to an optimistic writer, the same news: re-read and retry.
                         cancelled.cancellation_reasons().iter().any(|reason| {
-                            reason.code() == Some("ConditionalCheckFailed")
+                            matches!(
+                                reason.code(),
+                                Some("ConditionalCheckFailed" | "TransactionConflict")
+                            )
                         })
                     });
                 if condition_failed {
