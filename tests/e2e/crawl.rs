@@ -14,7 +14,7 @@ use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::Queue;
 use tributary::store::crawls::CrawlJob;
 use tributary_e2e::app::{
-    crawl_engine, crawl_engine_with_fetcher, embedded_table, spawn_app,
+    crawl_engine, crawl_engine_with_fetcher, crawl_request, embedded_table, spawn_app,
     spawn_app_with_crawl_policy, status_and_body, temp_dir, TestApp,
 };
 use tributary_e2e::site::{Resource, TestSite};
@@ -352,19 +352,10 @@ async fn redirects_are_checked_hop_by_hop() {
     let policy = NetworkPolicy::with_allowed_networks(vec!["127.0.0.0/8".parse().expect("cidr")]);
     let (engine, queue) = crawl_engine(table, policy);
     let out = temp_dir("crawl-redirects");
-    let spec = tributary::crawl::job::CrawlRequest {
-        url: site.url("/"),
-        limit: None,
-        max_depth: None,
-        include_paths: vec![],
-        exclude_paths: vec![],
-        allow_subdomains: false,
-        allow_external: false,
-        ignore_sitemap: true,
-        ignore_query_params: false,
-        only_main_content: None,
-        sink: Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
-    }
+    let spec = crawl_request(
+        &site.url("/"),
+        Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
+    )
     .validate(engine.fetcher().policy(), engine.sinks())
     .expect("valid crawl");
     let job = engine.start(&local_operator(), spec).await.expect("start");
@@ -399,21 +390,9 @@ async fn oversized_slow_and_malformed_pages() {
     )
     .expect("fetcher");
     let (engine, queue) = crawl_engine_with_fetcher(embedded_table(), fetcher);
-    let spec = tributary::crawl::job::CrawlRequest {
-        url: site.url("/"),
-        limit: None,
-        max_depth: None,
-        include_paths: vec![],
-        exclude_paths: vec![],
-        allow_subdomains: false,
-        allow_external: false,
-        ignore_sitemap: true,
-        ignore_query_params: false,
-        only_main_content: None,
-        sink: None,
-    }
-    .validate(engine.fetcher().policy(), engine.sinks())
-    .expect("valid crawl");
+    let spec = crawl_request(&site.url("/"), None)
+        .validate(engine.fetcher().policy(), engine.sinks())
+        .expect("valid crawl");
     let job = engine.start(&local_operator(), spec).await.expect("start");
     let job = drain(&engine, &queue, &job.id).await;
     assert_eq!(
@@ -762,4 +741,32 @@ async fn the_ssrf_guard_refuses_every_private_target_without_fetching_it() {
         "the canary was reached: {:?}",
         canary.requested()
     );
+}
+
+#[tokio::test]
+async fn a_scheduled_crawl_starts_a_job_for_its_stored_owner() {
+    let site = TestSite::start(vec![("/", Resource::page("Home", &[]))]).await;
+    let app = spawn_app().await;
+    let event = json!({
+        "user_id": "owner-1",
+        "tenant_id": "tenant-1",
+        "crawl": {"url": site.url("/"), "limit": 5, "ignore_sitemap": true},
+    });
+    let scheduled: crawl_start::ScheduledCrawl = serde_json::from_value(event).expect("event");
+    let job = crawl_start::start_scheduled(&app.crawls, scheduled)
+        .await
+        .expect("start");
+    assert_eq!(
+        (job.user_id.as_str(), job.tenant_id.as_str()),
+        ("owner-1", "tenant-1")
+    );
+    let job = drain(&app.crawls, &app.crawl_queue, &job.id).await;
+    assert_eq!(job.counters.done, 1);
+    let invalid: crawl_start::ScheduledCrawl = serde_json::from_value(json!({
+        "user_id": "owner-1", "tenant_id": "tenant-1", "crawl": {"url": "ftp://x/"}
+    }))
+    .expect("event");
+    assert!(crawl_start::start_scheduled(&app.crawls, invalid)
+        .await
+        .is_err());
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use tributary::crawl::engine::{message_body, CrawlEngine};
-use tributary::crawl::job::CrawlRequest;
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::{create_queue_with_dlq, Queue, ReceivedMessage, SqsQueue};
 use tributary::store::crawls::CrawlJob;
-use tributary_e2e::app::{crawl_engine_with_queue, dynamo_table, temp_dir};
+use tributary_e2e::app::{crawl_engine_with_queue, crawl_request, dynamo_table, temp_dir};
 use tributary_e2e::moto;
 use tributary_e2e::site::{Resource, TestSite};
 use tributary_local::crawl::local_operator;
@@ -123,19 +122,10 @@ async fn a_crawl_runs_on_dynamodb_and_sqs_and_duplicates_change_nothing() {
     .await;
     let cloud = cloud(MAX_RECEIVES).await;
     let out = temp_dir("crawl-cloud");
-    let spec = CrawlRequest {
-        url: site.url("/"),
-        limit: None,
-        max_depth: None,
-        include_paths: vec![],
-        exclude_paths: vec![],
-        allow_subdomains: false,
-        allow_external: false,
-        ignore_sitemap: true,
-        ignore_query_params: false,
-        only_main_content: None,
-        sink: Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
-    }
+    let spec = crawl_request(
+        &site.url("/"),
+        Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
+    )
     .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
     .expect("valid");
     let started = cloud
@@ -223,21 +213,9 @@ async fn cancelling_on_dynamodb_skips_the_rest() {
     ])
     .await;
     let cloud = cloud(MAX_RECEIVES).await;
-    let spec = CrawlRequest {
-        url: site.url("/"),
-        limit: None,
-        max_depth: None,
-        include_paths: vec![],
-        exclude_paths: vec![],
-        allow_subdomains: false,
-        allow_external: false,
-        ignore_sitemap: true,
-        ignore_query_params: false,
-        only_main_content: None,
-        sink: None,
-    }
-    .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
-    .expect("valid");
+    let spec = crawl_request(&site.url("/"), None)
+        .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
+        .expect("valid");
     let started = cloud
         .engine
         .start(&local_operator(), spec)

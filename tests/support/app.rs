@@ -271,3 +271,23 @@ pub async fn status_and_body(response: Response) -> (StatusCode, Value) {
     }
     (status, body)
 }
+
+/// A crawl of `url` with the defaults (sitemap ignored, for predictable page sets).
+pub fn crawl_request(
+    url: &str,
+    sink: Option<tributary::sinks::SinkConfig>,
+) -> tributary::crawl::job::CrawlRequest {
+    tributary::crawl::job::CrawlRequest {
+        url: url.to_owned(),
+        limit: None,
+        max_depth: None,
+        include_paths: vec![],
+        exclude_paths: vec![],
+        allow_subdomains: false,
+        allow_external: false,
+        ignore_sitemap: true,
+        ignore_query_params: false,
+        only_main_content: None,
+        sink,
+    }
+}
