@@ -14,7 +14,13 @@ pub mod services;
 #[cfg(feature = "crawl")]
 pub mod sinks;
 pub mod store;
+#[cfg(feature = "sync")]
+pub mod sync;
 pub mod telemetry;
+#[cfg(feature = "sync")]
+pub mod vault;
 pub mod web;
+#[cfg(feature = "sync")]
+pub mod webhooks;
 
 pub use services::Services;

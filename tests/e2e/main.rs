@@ -1,11 +1,15 @@
+mod confluence_connector;
 mod crawl;
 mod crawl_cloud;
 mod github_signin;
 mod identity;
+mod jira_connector;
 mod local;
 mod oidc_harness;
 mod oidc_negative;
 mod oidc_signin;
 mod queue_contract;
+mod ragflow_sink;
 mod store_contract;
+mod sync;
 mod token_check;

@@ -31,6 +31,9 @@ pub struct TestApp {
     /// runs workers (`tributary_local::crawl`).
     pub crawls: Arc<CrawlEngine>,
     pub crawl_queue: Arc<dyn Queue>,
+    /// The sync engine behind the connector routes, and its (shared) queue.
+    pub syncs: Arc<tributary::sync::SyncEngine>,
+    pub sync_queue: Arc<dyn Queue>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -128,6 +131,7 @@ pub fn crawl_engine_with(
         directory_sinks_allowed: true,
         webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
         http: fetcher.client().clone(),
+        ragflow_api_key: None,
     };
     let engine = CrawlEngine::new(table, queue.clone(), fetcher, sinks);
     (Arc::new(engine), queue)
@@ -152,12 +156,49 @@ async fn spawn(services: Services, sign_in: SignIn) -> TestApp {
     spawn_with_policy(services, sign_in, NetworkPolicy::allow_private()).await
 }
 
+/// A key for the tests' vault only.
+pub const TEST_ENCRYPTION_KEY: &str =
+    "3c1f5e7a9b2d4f6081a3c5e7092b4d6f8a1c3e5f7091b3d5f7a9c1e3f5071a3c";
+
+/// A sync engine over `table` with one embedded queue for every source; loopback allowed
+/// for webhook sinks and fake providers.
+pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<dyn Queue>) {
+    let queue: Arc<dyn Queue> =
+        Arc::new(local_queue(&temp_dir("tributary-sync-queue")).expect("open embedded queue"));
+    let fetcher = fetcher_for(NetworkPolicy::allow_private()).expect("fetcher");
+    let sinks = SinkEnvironment {
+        directory_sinks_allowed: true,
+        webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
+        http: fetcher.client().clone(),
+        ragflow_api_key: Some(crate::fake_ragflow::API_KEY.to_owned()),
+    };
+    let vault = tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key");
+    let retry = tributary::http::RetryPolicy {
+        base_delay: std::time::Duration::from_millis(10),
+        ..Default::default()
+    };
+    let engine = tributary::sync::SyncEngine::new(
+        table,
+        tributary::sync::SyncQueues::shared(queue.clone()),
+        vault,
+        sinks,
+        tributary::http::back_channel_client().expect("http"),
+    )
+    .with_retry(retry);
+    (engine, queue)
+}
+
 async fn spawn_with_policy(services: Services, sign_in: SignIn, policy: NetworkPolicy) -> TestApp {
     let (crawls, crawl_queue) = crawl_engine(services.table.clone(), policy);
+    let (syncs, sync_queue) = sync_engine(services.table.clone());
+    let syncs = Arc::new(syncs);
     let (bound, server) = tributary_local::bind(
         services.clone(),
         sign_in.clone(),
-        crawls.clone(),
+        tributary_local::Engines {
+            crawls: crawls.clone(),
+            syncs: syncs.clone(),
+        },
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -174,6 +215,8 @@ async fn spawn_with_policy(services: Services, sign_in: SignIn, policy: NetworkP
         sign_in,
         crawls,
         crawl_queue,
+        syncs,
+        sync_queue,
     }
 }
 

@@ -1,8 +1,12 @@
 //! Test support shared by the end-to-end and contract suites.
 
 pub mod app;
+pub mod fake_confluence;
 pub mod fake_github;
+pub mod fake_jira;
 pub mod fake_oidc;
+pub mod fake_ragflow;
+pub mod faults;
 pub mod moto;
 pub mod oidc;
 pub mod signin;

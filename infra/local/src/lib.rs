@@ -3,6 +3,7 @@
 //! and crawl workers consuming the embedded queue.
 
 pub mod crawl;
+pub mod sync;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tributary::auth::SessionKeys;
 use tributary::config::{self, ConfigError};
 use tributary::crawl::engine::CrawlEngine;
 use tributary::services::open_embedded;
+use tributary::sync::SyncEngine;
 use tributary::web::{finish, require_token};
 use tributary::Services;
 
@@ -47,12 +49,21 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
 }
 
 /// All HTTP functions, protected routes behind the same check `token-check` makes.
-pub fn app(services: Services, sign_in: SignIn, crawls: Arc<CrawlEngine>) -> Router {
+/// The engines behind the crawl and connector routes.
+#[derive(Clone)]
+pub struct Engines {
+    pub crawls: Arc<CrawlEngine>,
+    pub syncs: Arc<SyncEngine>,
+}
+
+pub fn app(services: Services, sign_in: SignIn, engines: Engines) -> Router {
+    let Engines { crawls, syncs } = engines;
     let protected = auth::protected_routes(services.clone())
         .merge(api_tokens::protected_routes(services.clone()))
         .merge(scrape::protected_routes(crawls.clone()))
         .merge(crawl_start::protected_routes(crawls.clone()))
         .merge(crawl_status::protected_routes(crawls))
+        .merge(connectors_api::protected_routes(syncs.clone()))
         .route_layer(from_fn_with_state(services.verifier.clone(), require_token));
     let sign_in_routes = oauth_login::routes(sign_in.clone()).merge(oauth_callback::routes(
         oauth_callback::CallbackState {
@@ -63,6 +74,7 @@ pub fn app(services: Services, sign_in: SignIn, crawls: Arc<CrawlEngine>) -> Rou
     finish(
         auth::public_routes(services)
             .merge(sign_in_routes)
+            .merge(webhook::public_routes(syncs))
             .merge(protected),
     )
 }
@@ -78,12 +90,22 @@ pub enum KeySource {
 /// `TRIBUTARY_JWT_SECRET` when set; otherwise a random dev key kept in the data directory
 /// (created on first run, readable by the owner only).
 pub fn signing_key(data_dir: &Path) -> Result<(Vec<u8>, KeySource), LocalError> {
-    if let Ok(secret) = std::env::var(config::JWT_SECRET) {
+    dev_secret(data_dir, config::JWT_SECRET, DEV_KEY_FILE)
+}
+
+/// The secret in `variable` when set; otherwise 32 random bytes (hex) kept in `file` of the
+/// data directory, created on first use, readable by the owner only.
+pub fn dev_secret(
+    data_dir: &Path,
+    variable: &str,
+    file: &str,
+) -> Result<(Vec<u8>, KeySource), LocalError> {
+    if let Ok(secret) = std::env::var(variable) {
         if !secret.trim().is_empty() {
             return Ok((secret.into_bytes(), KeySource::Environment));
         }
     }
-    let path = data_dir.join(DEV_KEY_FILE);
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(key) => return Ok((key.trim().as_bytes().to_vec(), KeySource::Existing(path))),
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
@@ -126,7 +148,7 @@ pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalErr
 pub async fn bind(
     services: Services,
     sign_in: SignIn,
-    crawls: Arc<CrawlEngine>,
+    engines: Engines,
     addr: SocketAddr,
 ) -> std::io::Result<(
     SocketAddr,
@@ -135,6 +157,6 @@ pub async fn bind(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     Ok((bound, async move {
-        axum::serve(listener, app(services, sign_in, crawls)).await
+        axum::serve(listener, app(services, sign_in, engines)).await
     }))
 }

@@ -8,7 +8,8 @@ use tributary::crawl::job::CrawlRequest;
 use tributary::sinks::SinkConfig;
 use tributary::store::crawls::CrawlJob;
 use tributary_local::crawl::{crawl_until_done, local_engine, local_operator, spawn_workers};
-use tributary_local::{bind, local_services, local_sign_in, KeySource};
+use tributary_local::sync::{local_sync_engine, spawn_scheduler, spawn_sync_workers};
+use tributary_local::{bind, local_services, local_sign_in, Engines, KeySource};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,13 @@ enum Command {
     },
     /// Crawl a website into markdown files, through the same handlers as the cloud.
     Crawl(CrawlArgs),
+    /// Manage connectors (Jira, Confluence).
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
+    /// Run a connector's sync now, in this process, with a progress bar.
+    Sync { connector_id: String },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -88,6 +96,23 @@ struct CrawlArgs {
 }
 
 #[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Create a connector from a JSON file shaped like the `POST /connectors` body.
+    Create {
+        #[arg(long)]
+        file: PathBuf,
+        /// The workspace (tenant) that owns it; a user's id for their own workspace.
+        #[arg(long, default_value = "local")]
+        workspace: String,
+    },
+    /// List a workspace's connectors.
+    List {
+        #[arg(long, default_value = "local")]
+        workspace: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum UserCommand {
     /// Create a user with a password (read from stdin with --password-stdin).
     Create(CreateUser),
@@ -124,6 +149,12 @@ async fn main() -> std::process::ExitCode {
             serve(&cli.data_dir, addr, workers, cli.allow_private_networks).await
         }
         Command::Crawl(args) => crawl(&cli.data_dir, args, cli.allow_private_networks).await,
+        Command::Connectors { command } => {
+            connectors(&cli.data_dir, command, cli.allow_private_networks).await
+        }
+        Command::Sync { connector_id } => {
+            sync(&cli.data_dir, &connector_id, cli.allow_private_networks).await
+        }
         Command::User {
             command: UserCommand::Create(args),
         } => create_user(&cli.data_dir, args).await,
@@ -159,7 +190,15 @@ async fn serve(
     let sign_in = local_sign_in(&services)?;
     let (engine, queue) = local_engine(&services, data_dir, allow_private_networks)?;
     let _workers = spawn_workers(engine.clone(), queue, workers);
-    let (bound, server) = bind(services, sign_in, engine, addr).await?;
+    let (syncs, sync_queue) = local_sync_engine(&services, data_dir, allow_private_networks)?;
+    let syncs = std::sync::Arc::new(syncs);
+    let _sync_workers = spawn_sync_workers(syncs.clone(), sync_queue, 2);
+    let _scheduler = spawn_scheduler(syncs.clone(), std::time::Duration::from_secs(60));
+    let engines = Engines {
+        crawls: engine,
+        syncs,
+    };
+    let (bound, server) = bind(services, sign_in, engines, addr).await?;
     println!("data in {}", data_dir.display());
     println!("tributary-local listening on http://{bound}");
     tokio::select! {
@@ -264,4 +303,85 @@ fn print_summary(job: &CrawlJob, out: &std::path::Path, elapsed: std::time::Dura
         c.skipped_unsupported,
         c.skipped_limit
     );
+}
+
+async fn connectors(
+    data_dir: &std::path::Path,
+    command: ConnectorCommand,
+    allow_private_networks: bool,
+) -> Result<(), Failure> {
+    let (services, _) = local_services(data_dir)?;
+    let (engine, _) = local_sync_engine(&services, data_dir, allow_private_networks)?;
+    match command {
+        ConnectorCommand::Create { file, workspace } => {
+            let text = std::fs::read_to_string(&file)?;
+            let request: connectors_api::CreateRequest = serde_json::from_str(&text)
+                .map_err(|error| format!("{}: {error}", file.display()))?;
+            let record = connectors_api::create_connector(&engine, &workspace, request)
+                .await
+                .map_err(|error| format!("{} ({})", error.message, error.code))?;
+            println!("{}", connectors_api::view(&record));
+        }
+        ConnectorCommand::List { workspace } => {
+            let (records, _) = engine.connectors.list(&workspace, 100, None).await?;
+            for record in records {
+                println!("{}", connectors_api::view(&record));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn sync(
+    data_dir: &std::path::Path,
+    connector_id: &str,
+    allow_private_networks: bool,
+) -> Result<(), Failure> {
+    let (services, _) = local_services(data_dir)?;
+    let (engine, _) = local_sync_engine(&services, data_dir, allow_private_networks)?;
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new_spinner();
+    let progress_bar = bar.clone();
+    let engine = engine.with_progress(std::sync::Arc::new(move |run| {
+        let c = &run.counts;
+        let seen = c.added + c.updated + c.unchanged + c.failed;
+        let rate = seen as f64 / started.elapsed().as_secs_f64().max(0.001);
+        progress_bar.set_message(format!(
+            "{seen} documents seen, {} delivered, {} failed ({rate:.0}/s)",
+            c.added + c.updated,
+            c.failed
+        ));
+        progress_bar.tick();
+    }));
+    // Locally there is no invocation limit: one run to the end (continuations not needed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+    let outcome = engine
+        .run(
+            &tributary::sync::SyncMessage::new(connector_id, "manual"),
+            deadline,
+        )
+        .await?;
+    bar.finish_and_clear();
+    match outcome {
+        tributary::sync::SyncOutcome::Finished(run) => {
+            let c = &run.counts;
+            let seen = c.added + c.updated + c.unchanged + c.failed;
+            println!(
+                "sync {:?} in {:.1} s: {seen} documents ({:.0}/s), added {}, updated {}, unchanged {}, deleted {}, failed {}",
+                run.status,
+                started.elapsed().as_secs_f64(),
+                seen as f64 / started.elapsed().as_secs_f64().max(0.001),
+                c.added,
+                c.updated,
+                c.unchanged,
+                c.deleted,
+                c.failed
+            );
+            for error in run.errors.iter().take(5) {
+                println!("  {error}");
+            }
+        }
+        other => println!("{other:?}"),
+    }
+    Ok(())
 }

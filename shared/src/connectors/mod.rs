@@ -1,3 +1,117 @@
 //! Data sources and the document model they produce.
+//!
+//! A source is one module implementing [`Connector`]: it validates its configuration,
+//! tests its credentials, pulls documents in checkpointed batches and lists every current
+//! source id (the slim listing that deletions are computed from). The sync engine
+//! (`shared::sync`) drives any connector the same way.
 
+#[cfg(feature = "sync")]
+pub mod confluence;
 pub mod document;
+#[cfg(feature = "sync")]
+pub mod jira;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use document::Document;
+
+/// Documents pulled per batch unless a source says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The configuration is unusable (caught at create time).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The source refused the credentials (401/403).
+    #[error("the source refused the credentials: {0}")]
+    Unauthorized(String),
+    /// Network trouble, 429 or 5xx that outlasted the retry budget: try again later.
+    #[error("the source is unavailable: {0}")]
+    Unavailable(String),
+    /// The source answered something we cannot read.
+    #[error("unexpected answer from the source: {0}")]
+    Protocol(String),
+    /// The checkpoint is not one this connector wrote.
+    #[error("invalid checkpoint: {0}")]
+    Checkpoint(String),
+}
+
+impl ConnectorError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ConnectorError::Unavailable(_))
+    }
+}
+
+/// One document the source listed but could not turn into a document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocumentFailure {
+    pub source_id: String,
+    pub error: String,
+}
+
+/// One step of a pull.
+#[derive(Debug)]
+pub struct Batch {
+    pub documents: Vec<Document>,
+    pub failures: Vec<DocumentFailure>,
+    /// Where the next pull starts; opaque to the engine, saved after the batch is delivered.
+    pub checkpoint: Value,
+    /// No more documents after this batch (for this sync).
+    pub done: bool,
+}
+
+/// A page of the slim listing.
+#[derive(Debug, Default)]
+pub struct IdPage {
+    pub source_ids: Vec<String>,
+    /// Cursor of the next page; `None` when the listing is complete.
+    pub next: Option<String>,
+}
+
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The source kind, e.g. `"jira"`; also `Document::source`.
+    fn source(&self) -> &'static str;
+
+    /// Checks the credentials and the configuration against the source.
+    async fn test_connection(&self) -> Result<(), ConnectorError>;
+
+    /// The next batch after `checkpoint` (`None`: from the beginning).
+    async fn pull(&self, checkpoint: Option<&Value>) -> Result<Batch, ConnectorError>;
+
+    /// One page of the ids of every document that currently exists in the source (within
+    /// the configured scope), starting at `cursor`.
+    async fn list_ids(&self, cursor: Option<&str>) -> Result<IdPage, ConnectorError>;
+}
+
+/// How a connector authenticates (stored encrypted, never returned by the API).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Credentials {
+    /// Atlassian Cloud: account email + API token (HTTP Basic).
+    Basic { email: String, api_token: String },
+    /// A bearer token (OAuth 2.0 access token or personal access token).
+    Bearer { token: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Basic { email, .. } => write!(f, "Basic({email}, ..)"),
+            Credentials::Bearer { .. } => f.write_str("Bearer(..)"),
+        }
+    }
+}
+
+impl Credentials {
+    /// Adds the Authorization header.
+    #[cfg(feature = "sync")]
+    pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Credentials::Basic { email, api_token } => request.basic_auth(email, Some(api_token)),
+            Credentials::Bearer { token } => request.bearer_auth(token),
+        }
+    }
+}

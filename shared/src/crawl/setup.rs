@@ -100,6 +100,7 @@ pub fn sinks_from_env(
         directory_sinks_allowed: directories,
         webhook_secret,
         http: fetcher.client().clone(),
+        ragflow_api_key: var(crate::sinks::ragflow::API_KEY_ENV),
     })
 }
 

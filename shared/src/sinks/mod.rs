@@ -1,7 +1,8 @@
-//! Where documents go: a RAG pipeline's webhook (deployed) or a local directory
-//! (`tributary-local` only).
+//! Where documents go: a RAG pipeline's webhook, a RAGFlow dataset (deployed), or a local
+//! directory (`tributary-local` only).
 
 pub mod directory;
+pub mod ragflow;
 pub mod webhook;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::connectors::document::Document;
 
 pub use directory::DirectorySink;
+pub use ragflow::RagflowSink;
 pub use webhook::WebhookSink;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +49,28 @@ pub trait Sink: Send + Sync {
     async fn deliver(&self, documents: &[Document]) -> Result<(), SinkError>;
     /// Removes documents by id; removing a missing one is not an error.
     async fn delete(&self, ids: &[String]) -> Result<(), SinkError>;
-    /// A short name for logs and metrics: `"directory"` or `"webhook"`.
+    /// A short name for logs and metrics: `"directory"`, `"webhook"` or `"ragflow"`.
     fn kind(&self) -> &'static str;
 }
 
 /// A sink as a crawl/connector configuration names it: JSON
-/// `{"type": "directory", "path": "..."}` or `{"type": "webhook", "url": "https://..."}`.
+/// `{"type": "directory", "path": "..."}`, `{"type": "webhook", "url": "https://..."}` or
+/// `{"type": "ragflow", "base_url": "https://...", "dataset_id": "..."}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
-    Directory { path: PathBuf },
-    Webhook { url: url::Url },
+    Directory {
+        path: PathBuf,
+    },
+    Webhook {
+        url: url::Url,
+    },
+    /// A RAGFlow dataset; the API key comes from the deployment
+    /// ([`SinkEnvironment::ragflow_api_key`]), never from the configuration.
+    Ragflow {
+        base_url: url::Url,
+        dataset_id: String,
+    },
 }
 
 /// What building a sink needs from the deployment.
@@ -68,8 +81,11 @@ pub struct SinkEnvironment {
     pub directory_sinks_allowed: bool,
     /// The HMAC key webhook requests are signed with (`TRIBUTARY_WEBHOOK_SINK_SECRET`).
     pub webhook_secret: Option<Vec<u8>>,
-    /// The client webhook requests go through; the caller passes an SSRF-guarded one.
+    /// The client webhook and RAGFlow requests go through; the caller passes an SSRF-guarded
+    /// one.
     pub http: reqwest::Client,
+    /// The RAGFlow API key (`TRIBUTARY_RAGFLOW_API_KEY`); RAGFlow sinks need it.
+    pub ragflow_api_key: Option<String>,
 }
 
 impl fmt::Debug for SinkEnvironment {
@@ -80,13 +96,18 @@ impl fmt::Debug for SinkEnvironment {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "ragflow_api_key",
+                &self.ragflow_api_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
 
 /// Builds the sink a configuration names. `Config` errors: a directory sink where they are
 /// not allowed (or with an empty path); a webhook without a configured (non-empty) secret; a
-/// webhook URL that is not http(s) or carries credentials.
+/// webhook or RAGFlow URL that is not http(s) or carries credentials; a RAGFlow sink without
+/// a configured (non-empty) API key or with a dataset id outside `[A-Za-z0-9_-]{1,64}`.
 pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>, SinkError> {
     match config {
         SinkConfig::Directory { path } => {
@@ -101,17 +122,7 @@ pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>
             Ok(Arc::new(DirectorySink::new(path.clone())))
         }
         SinkConfig::Webhook { url } => {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(SinkError::Config(format!(
-                    "webhook sink url must be http or https, not {}",
-                    url.scheme()
-                )));
-            }
-            if !url.username().is_empty() || url.password().is_some() {
-                return Err(SinkError::Config(
-                    "webhook sink url must not carry credentials".into(),
-                ));
-            }
+            check_url("webhook sink url", url)?;
             let secret = match &env.webhook_secret {
                 Some(secret) if !secret.is_empty() => secret.clone(),
                 _ => {
@@ -126,7 +137,45 @@ pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>
                 secret,
             )))
         }
+        SinkConfig::Ragflow {
+            base_url,
+            dataset_id,
+        } => {
+            check_url("ragflow sink base_url", base_url)?;
+            ragflow::validate_dataset_id(dataset_id)?;
+            let api_key = match &env.ragflow_api_key {
+                Some(key) if !key.trim().is_empty() => key.clone(),
+                _ => {
+                    return Err(SinkError::Config(format!(
+                        "ragflow sinks need {}",
+                        ragflow::API_KEY_ENV
+                    )))
+                }
+            };
+            Ok(Arc::new(RagflowSink::new(
+                env.http.clone(),
+                base_url.clone(),
+                dataset_id.clone(),
+                api_key,
+            )))
+        }
     }
+}
+
+/// An http(s) URL without credentials.
+fn check_url(what: &str, url: &url::Url) -> Result<(), SinkError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(SinkError::Config(format!(
+            "{what} must be http or https, not {}",
+            url.scheme()
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(SinkError::Config(format!(
+            "{what} must not carry credentials"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,6 +188,21 @@ mod tests {
             directory_sinks_allowed,
             webhook_secret: secret.map(<[u8]>::to_vec),
             http: reqwest::Client::new(),
+            ragflow_api_key: None,
+        }
+    }
+
+    fn ragflow_env(key: Option<&str>) -> SinkEnvironment {
+        SinkEnvironment {
+            ragflow_api_key: key.map(str::to_owned),
+            ..env(false, None)
+        }
+    }
+
+    fn ragflow(base_url: &str, dataset_id: &str) -> SinkConfig {
+        SinkConfig::Ragflow {
+            base_url: url::Url::parse(base_url).unwrap(),
+            dataset_id: dataset_id.into(),
         }
     }
 
@@ -222,6 +286,66 @@ mod tests {
     }
 
     #[test]
+    fn ragflow_config_json_shape() {
+        let value = json!({
+            "type": "ragflow",
+            "base_url": "https://rag.example/",
+            "dataset_id": "7898da028a0511efbf750242ac120005"
+        });
+        let config: SinkConfig = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(
+            config,
+            ragflow("https://rag.example/", "7898da028a0511efbf750242ac120005")
+        );
+        assert_eq!(serde_json::to_value(&config).unwrap(), value);
+        for bad in [
+            json!({"type": "ragflow", "base_url": "https://rag.example/"}),
+            json!({"type": "ragflow", "dataset_id": "d"}),
+            json!({"type": "ragflow", "base_url": "https://r/", "dataset_id": "d", "api_key": "k"}),
+        ] {
+            assert!(
+                serde_json::from_value::<SinkConfig>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn build_ragflow_needs_key_http_url_and_valid_dataset() {
+        let config = ragflow("https://rag.example", "dataset_1");
+        for missing in [
+            ragflow_env(None),
+            ragflow_env(Some("")),
+            ragflow_env(Some("  ")),
+        ] {
+            let err = build(&config, &missing).err().unwrap();
+            assert!(matches!(err, SinkError::Config(_)), "{err:?}");
+            assert!(
+                err.to_string().contains("TRIBUTARY_RAGFLOW_API_KEY"),
+                "{err}"
+            );
+        }
+        for (base, dataset) in [
+            ("ftp://rag.example", "d"),
+            ("file:///tmp", "d"),
+            ("https://u:p@rag.example", "d"),
+            ("https://rag.example", ""),
+            ("https://rag.example", "../other"),
+            ("https://rag.example", "a b"),
+        ] {
+            let err = build(&ragflow(base, dataset), &ragflow_env(Some("k")))
+                .err()
+                .unwrap();
+            assert!(
+                matches!(err, SinkError::Config(_)),
+                "{base} {dataset}: {err:?}"
+            );
+        }
+        let sink = build(&config, &ragflow_env(Some("k"))).unwrap();
+        assert_eq!(sink.kind(), "ragflow");
+    }
+
+    #[test]
     fn transient_classification_and_redacted_debug() {
         assert!(SinkError::Unavailable("x".into()).is_transient());
         assert!(SinkError::Io("x".into()).is_transient());
@@ -233,6 +357,9 @@ mod tests {
         assert!(!SinkError::Config("x".into()).is_transient());
         let shown = format!("{:?}", env(true, Some(b"super-secret")));
         assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        let shown = format!("{:?}", ragflow_env(Some("ragflow-api-key")));
+        assert!(!shown.contains("ragflow-api-key"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -6,6 +6,8 @@
 //! that rule, which the contract suite checks.
 
 pub mod api_tokens;
+#[cfg(feature = "sync")]
+pub mod connectors;
 #[cfg(feature = "crawl")]
 pub mod crawls;
 #[cfg(feature = "dynamodb")]

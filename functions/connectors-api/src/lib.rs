@@ -1,0 +1,411 @@
+//! `connectors-api`: create (validates the configuration, tests the connection, seals the
+//! credentials), list, get, update and delete a workspace's connectors, trigger a sync and
+//! list its runs. Credentials and webhook secrets are write-only: never returned.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tributary::auth::scopes;
+use tributary::connectors::confluence::ConfluenceConfig;
+use tributary::connectors::jira::JiraConfig;
+use tributary::connectors::{ConnectorError, Credentials};
+use tributary::sinks::SinkConfig;
+use tributary::store::connectors::{ConnectorRecord, SourceKind, WebhookSettings};
+use tributary::store::{now_epoch_seconds, StoreError};
+use tributary::sync::{connector_for, SyncEngine, SyncError, SyncMessage};
+use tributary::web::{display_name, rfc3339, ApiError, ApiJson, ApiQuery, Authenticated};
+use tributary::webhooks::WebhookScheme;
+
+const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
+const MAX_SCHEDULE_MINUTES: u32 = 7 * 24 * 60;
+
+pub fn protected_routes(engine: Arc<SyncEngine>) -> Router {
+    Router::new()
+        .route("/connectors", post(create).get(list))
+        .route("/connectors/{id}", get(read).patch(update).delete(remove))
+        .route("/connectors/{id}/sync", post(trigger))
+        .route("/connectors/{id}/runs", get(runs))
+        .with_state(engine)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    pub scheme: WebhookScheme,
+    pub secret: String,
+}
+
+/// `POST /connectors` (and `tributary-local connectors create --file`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub name: String,
+    pub source: SourceKind,
+    pub config: Value,
+    pub credentials: Credentials,
+    pub sink: SinkConfig,
+    pub schedule_minutes: Option<u32>,
+    pub webhook: Option<WebhookRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    name: Option<String>,
+    config: Option<Value>,
+    credentials: Option<Credentials>,
+    sink: Option<SinkConfig>,
+    /// `null` clears the schedule; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    schedule_minutes: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    webhook: Option<Option<WebhookRequest>>,
+}
+
+/// Distinguishes an explicit `null` (Some(None)) from an absent field (None).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A connector as the API shows it: never its credentials or webhook secret.
+pub fn view(record: &ConnectorRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "source": record.source,
+        "config": record.config,
+        "sink": record.sink,
+        "schedule_minutes": record.schedule_minutes,
+        "webhook": record.webhook.as_ref().map(|webhook| json!({
+            "scheme": webhook.scheme,
+            "url": format!("/webhooks/{}/{}", record.source.as_str(), record.id),
+        })),
+        "created_at": rfc3339(record.created_at),
+        "updated_at": rfc3339(record.updated_at),
+        "last_scheduled_at": record.last_scheduled_at.map(rfc3339),
+    })
+}
+
+fn connector_error(error: ConnectorError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        ConnectorError::Config(_) => ApiError::bad_request("invalid_config", message),
+        ConnectorError::Unauthorized(_) => ApiError::bad_request("invalid_credentials", message),
+        ConnectorError::Unavailable(_) | ConnectorError::Protocol(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "source_unavailable", message)
+        }
+        ConnectorError::Checkpoint(_) => ApiError::internal(message),
+    }
+}
+
+fn sync_error(error: SyncError) -> ApiError {
+    match error {
+        SyncError::Store(error) => error.into(),
+        SyncError::Connector(error) => connector_error(error),
+        other => ApiError::internal(other),
+    }
+}
+
+/// The source's configuration, parsed and validated (no network).
+fn checked_config(source: SourceKind, config: Value) -> Result<Value, ApiError> {
+    let invalid = |error: String| ApiError::bad_request("invalid_config", error);
+    match source {
+        SourceKind::Jira => {
+            let parsed: JiraConfig =
+                serde_json::from_value(config).map_err(|e| invalid(e.to_string()))?;
+            parsed.validate().map_err(connector_error)?;
+            serde_json::to_value(parsed).map_err(|e| invalid(e.to_string()))
+        }
+        SourceKind::Confluence => {
+            let parsed: ConfluenceConfig =
+                serde_json::from_value(config).map_err(|e| invalid(e.to_string()))?;
+            parsed.validate().map_err(connector_error)?;
+            serde_json::to_value(parsed).map_err(|e| invalid(e.to_string()))
+        }
+    }
+}
+
+fn checked_schedule(minutes: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match minutes {
+        Some(m) if !(1..=MAX_SCHEDULE_MINUTES).contains(&m) => Err(ApiError::bad_request(
+            "invalid_schedule",
+            format!("schedule_minutes must be between 1 and {MAX_SCHEDULE_MINUTES}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn sealed_webhook(
+    engine: &SyncEngine,
+    id: &str,
+    webhook: Option<WebhookRequest>,
+) -> Result<Option<WebhookSettings>, ApiError> {
+    let Some(webhook) = webhook else {
+        return Ok(None);
+    };
+    if webhook.secret.chars().count() < MIN_WEBHOOK_SECRET_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_webhook",
+            format!("the webhook secret needs at least {MIN_WEBHOOK_SECRET_CHARS} characters"),
+        ));
+    }
+    let secret_sealed = engine
+        .vault()
+        .seal(webhook.secret.as_bytes(), &format!("webhook:{id}"))
+        .map_err(ApiError::internal)?;
+    Ok(Some(WebhookSettings {
+        scheme: webhook.scheme,
+        secret_sealed,
+    }))
+}
+
+fn seal_credentials(
+    engine: &SyncEngine,
+    id: &str,
+    credentials: &Credentials,
+) -> Result<String, ApiError> {
+    let plaintext = serde_json::to_vec(credentials).map_err(ApiError::internal)?;
+    engine
+        .vault()
+        .seal(&plaintext, id)
+        .map_err(ApiError::internal)
+}
+
+/// Validates the sink and runs the source's connection test with these credentials.
+async fn check_connection(
+    engine: &SyncEngine,
+    record: &ConnectorRecord,
+    credentials: Credentials,
+) -> Result<(), ApiError> {
+    tributary::sinks::build(&record.sink, engine.sinks())
+        .map_err(|error| ApiError::bad_request("invalid_sink", error.to_string()))?;
+    let connector = connector_for(
+        record,
+        credentials,
+        engine.http().clone(),
+        engine.retry().clone(),
+    )
+    .map_err(connector_error)?;
+    connector.test_connection().await.map_err(connector_error)
+}
+
+async fn create(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    ApiJson(request): ApiJson<CreateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = caller.require_scope(scopes::CONNECTORS_WRITE)?;
+    let record = create_connector(&engine, &principal.tenant_id, request).await?;
+    Ok((StatusCode::CREATED, Json(view(&record))))
+}
+
+/// Validates, tests the connection, seals the secrets and stores a new connector; nothing
+/// is stored when any step fails.
+pub async fn create_connector(
+    engine: &SyncEngine,
+    workspace_id: &str,
+    request: CreateRequest,
+) -> Result<ConnectorRecord, ApiError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_epoch_seconds();
+    let mut record = ConnectorRecord {
+        name: display_name(&request.name)?,
+        config: checked_config(request.source, request.config)?,
+        schedule_minutes: checked_schedule(request.schedule_minutes)?,
+        webhook: sealed_webhook(engine, &id, request.webhook)?,
+        credentials_sealed: String::new(),
+        id: id.clone(),
+        workspace_id: workspace_id.to_owned(),
+        source: request.source,
+        sink: request.sink,
+        created_at: now,
+        updated_at: now,
+        last_scheduled_at: None,
+        item_version: 1,
+    };
+    check_connection(engine, &record, request.credentials.clone()).await?;
+    record.credentials_sealed = seal_credentials(engine, &id, &request.credentials)?;
+    engine.connectors.create(&record).await?;
+    tracing::info!(connector_id = %id, source = record.source.as_str(), "connector created");
+    Ok(record)
+}
+
+async fn owned(
+    engine: &SyncEngine,
+    caller: &Authenticated,
+    id: &str,
+) -> Result<ConnectorRecord, ApiError> {
+    engine
+        .connectors
+        .get(&caller.0.tenant_id, id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "connector_not_found",
+                "no such connector",
+            )
+        })
+}
+
+async fn list(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller.require_scope(scopes::CONNECTORS_READ)?;
+    let limit = params.limit.unwrap_or(50).clamp(1, 100);
+    let (records, next) = engine
+        .connectors
+        .list(&principal.tenant_id, limit, params.cursor)
+        .await?;
+    Ok(Json(json!({
+        "items": records.iter().map(view).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+async fn read(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_READ)?;
+    Ok(Json(view(&owned(&engine, &caller, &id).await?)))
+}
+
+async fn update(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<UpdateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_WRITE)?;
+    let mut record = owned(&engine, &caller, &id).await?;
+    if let Some(name) = request.name {
+        record.name = display_name(&name)?;
+    }
+    if let Some(minutes) = request.schedule_minutes {
+        record.schedule_minutes = checked_schedule(minutes)?;
+    }
+    if let Some(webhook) = request.webhook {
+        record.webhook = sealed_webhook(&engine, &id, webhook)?;
+    }
+    let reconnect =
+        request.config.is_some() || request.credentials.is_some() || request.sink.is_some();
+    if let Some(config) = request.config {
+        record.config = checked_config(record.source, config)?;
+    }
+    if let Some(sink) = request.sink {
+        record.sink = sink;
+    }
+    if reconnect {
+        let credentials = match request.credentials {
+            Some(credentials) => {
+                record.credentials_sealed = seal_credentials(&engine, &id, &credentials)?;
+                credentials
+            }
+            None => {
+                let plaintext = engine
+                    .vault()
+                    .open(&record.credentials_sealed, &id)
+                    .map_err(ApiError::internal)?;
+                serde_json::from_slice(&plaintext).map_err(ApiError::internal)?
+            }
+        };
+        check_connection(&engine, &record, credentials).await?;
+    }
+    record.updated_at = now_epoch_seconds();
+    engine.connectors.update(&record).await.map_err(conflict)?;
+    record.item_version += 1;
+    Ok(Json(view(&record)))
+}
+
+fn conflict(error: StoreError) -> ApiError {
+    match error {
+        StoreError::ConditionFailed => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the connector changed concurrently; read it again",
+        ),
+        other => other.into(),
+    }
+}
+
+async fn remove(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_WRITE)?;
+    let record = owned(&engine, &caller, &id).await?;
+    engine.connectors.delete(&record).await.map_err(conflict)?;
+    tracing::info!(connector_id = %id, "connector deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn trigger(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_scope(scopes::CONNECTORS_WRITE)?;
+    let record = owned(&engine, &caller, &id).await?;
+    engine
+        .queues
+        .enqueue(record.source, &SyncMessage::new(&id, "manual"))
+        .await
+        .map_err(sync_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "queued": true})),
+    ))
+}
+
+async fn runs(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_READ)?;
+    let record = owned(&engine, &caller, &id).await?;
+    let limit = params.limit.unwrap_or(20).clamp(1, 100);
+    let (runs, next) = engine
+        .connectors
+        .runs(&record.id, limit, params.cursor)
+        .await?;
+    let items: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "id": run.id,
+                "trigger": run.trigger,
+                "status": run.status,
+                "counts": run.counts,
+                "errors": run.errors,
+                "invocations": run.invocations,
+                "pruned": run.pruned,
+                "started_at": rfc3339(run.started_at),
+                "finished_at": run.finished_at.map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next": next})))
+}

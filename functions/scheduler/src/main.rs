@@ -1,0 +1,18 @@
+//! Lambda entrypoint: EventBridge invokes it on a fixed rate; each tick enqueues due syncs.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use tributary::sync::setup::engine_from_env;
+use tributary::Services;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tributary::telemetry::init_lambda_logs();
+    let services = Services::from_env().await?;
+    let engine = engine_from_env(services.table.clone()).await?;
+    let engine = &engine;
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
+        let tick = scheduler::tick(engine).await?;
+        Ok::<_, Error>(serde_json::json!({"checked": tick.checked, "enqueued": tick.enqueued}))
+    }))
+    .await
+}

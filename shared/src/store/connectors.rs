@@ -1,0 +1,465 @@
+//! Connectors and their sync state (DESIGN §2): the connector (`WS#<ws>`/`CONNECTOR#<id>`,
+//! also on GSI1 under `CONNECTORS` for lookup by id and the scheduler), its checkpoint,
+//! lease, runs and document map (`CONNECTOR#<id>`/`CHECKPOINT`, `LEASE`, `RUN#…`, `DOC#…`).
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{now_epoch_seconds, Attributes, Index, Item, Key, Query, StoreError, Table, WriteOp};
+use crate::sinks::SinkConfig;
+use crate::webhooks::WebhookScheme;
+
+const CONNECTORS_INDEX: &str = "CONNECTORS";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Jira,
+    Confluence,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Jira => "jira",
+            SourceKind::Confluence => "confluence",
+        }
+    }
+
+    pub const ALL: [SourceKind; 2] = [SourceKind::Jira, SourceKind::Confluence];
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    pub scheme: WebhookScheme,
+    /// The shared secret, sealed (never returned).
+    pub secret_sealed: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub source: SourceKind,
+    pub name: String,
+    /// The source's configuration (no secrets).
+    pub config: Value,
+    /// The credentials, sealed by the vault and bound to the connector id.
+    pub credentials_sealed: String,
+    pub sink: SinkConfig,
+    /// Minutes between scheduled syncs (≥ 1); None: manual and webhook triggers only.
+    pub schedule_minutes: Option<u32>,
+    pub webhook: Option<WebhookSettings>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When the scheduler last enqueued a sync.
+    pub last_scheduled_at: Option<i64>,
+    #[serde(skip)]
+    pub item_version: u64,
+}
+
+impl ConnectorRecord {
+    /// Due when it has a schedule and its interval has passed since it was last enqueued.
+    pub fn is_due(&self, now: i64) -> bool {
+        match self.schedule_minutes {
+            Some(minutes) => self
+                .last_scheduled_at
+                .is_none_or(|at| now - at >= i64::from(minutes) * 60),
+            None => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunCounts {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub connector_id: String,
+    pub trigger: String,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    /// The first errors (bounded), e.g. documents the source could not provide.
+    pub errors: Vec<String>,
+    /// How many invocations the run took (continuations + 1).
+    pub invocations: u32,
+    /// Whether deletions were applied (only after a complete listing).
+    pub pruned: Option<bool>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub const MAX_RUN_ERRORS: usize = 20;
+
+impl RunRecord {
+    pub fn note_error(&mut self, error: impl Into<String>) {
+        if self.errors.len() < MAX_RUN_ERRORS {
+            self.errors.push(error.into());
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocumentEntry {
+    pub source_id: String,
+    pub document_id: String,
+    pub content_hash: String,
+    pub delivered_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub value: Value,
+    pub item_version: u64,
+}
+
+fn connector_key(workspace_id: &str, id: &str) -> Key {
+    Key::new(format!("WS#{workspace_id}"), format!("CONNECTOR#{id}"))
+}
+
+fn state_pk(connector_id: &str) -> String {
+    format!("CONNECTOR#{connector_id}")
+}
+
+fn run_sk(run: &RunRecord) -> String {
+    // Newest last in key order; the id makes two runs of one second distinct.
+    format!("RUN#{:012}#{}", run.started_at, run.id)
+}
+
+fn attributes<T: Serialize>(value: &T, key: &Key) -> Result<Attributes, StoreError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(attributes)) => Ok(attributes),
+        _ => Err(StoreError::Corrupt {
+            pk: key.pk.clone(),
+            sk: key.sk.clone(),
+            reason: "must serialise to an object".into(),
+        }),
+    }
+}
+
+fn decode<T: DeserializeOwned>(item: Item) -> Result<(T, u64), StoreError> {
+    let version = item.version;
+    serde_json::from_value(Value::Object(item.attributes))
+        .map(|value| (value, version))
+        .map_err(|error| StoreError::Corrupt {
+            pk: item.key.pk,
+            sk: item.key.sk,
+            reason: error.to_string(),
+        })
+}
+
+fn connector_item(record: &ConnectorRecord) -> Result<Item, StoreError> {
+    let key = connector_key(&record.workspace_id, &record.id);
+    Ok(Item::new(key.clone(), attributes(record, &key)?)
+        .with_gsi1(Key::new(CONNECTORS_INDEX, record.id.clone())))
+}
+
+#[derive(Clone)]
+pub struct Connectors {
+    table: Arc<dyn Table>,
+}
+
+impl Connectors {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    pub async fn create(&self, record: &ConnectorRecord) -> Result<(), StoreError> {
+        self.table.put_if_absent(connector_item(record)?).await
+    }
+
+    pub async fn get(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<ConnectorRecord>, StoreError> {
+        let Some(item) = self.table.get(&connector_key(workspace_id, id)).await? else {
+            return Ok(None);
+        };
+        let (mut record, version): (ConnectorRecord, u64) = decode(item)?;
+        record.item_version = version;
+        Ok(Some(record))
+    }
+
+    /// By id alone (sync messages, webhooks): the GSI1 entry, then the item itself.
+    pub async fn by_id(&self, id: &str) -> Result<Option<ConnectorRecord>, StoreError> {
+        let page = self
+            .table
+            .query(Query::new(CONNECTORS_INDEX, id).on(Index::Gsi1).limit(2))
+            .await?;
+        for item in page.items {
+            let (record, _): (ConnectorRecord, u64) = decode(item)?;
+            if record.id == id {
+                // The index is eventually consistent: read the item for its current version.
+                return self.get(&record.workspace_id, id).await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// A page of a workspace's connectors.
+    pub async fn list(
+        &self,
+        workspace_id: &str,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<(Vec<ConnectorRecord>, Option<String>), StoreError> {
+        let page = self
+            .table
+            .query(
+                Query::new(format!("WS#{workspace_id}"), "CONNECTOR#")
+                    .limit(limit)
+                    .after(cursor),
+            )
+            .await?;
+        let records = page
+            .items
+            .into_iter()
+            .map(|item| decode::<ConnectorRecord>(item).map(|(record, _)| record))
+            .collect::<Result<_, _>>()?;
+        Ok((records, page.next))
+    }
+
+    /// Every connector (the scheduler's sweep), a page at a time.
+    pub async fn all(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<ConnectorRecord>, Option<String>), StoreError> {
+        let page = self
+            .table
+            .query(
+                Query::new(CONNECTORS_INDEX, "")
+                    .on(Index::Gsi1)
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        let records = page
+            .items
+            .into_iter()
+            .map(|item| decode::<ConnectorRecord>(item).map(|(record, _)| record))
+            .collect::<Result<_, _>>()?;
+        Ok((records, page.next))
+    }
+
+    /// Replaces the record if nobody changed it since it was read.
+    pub async fn update(&self, record: &ConnectorRecord) -> Result<(), StoreError> {
+        self.table
+            .update_if_version(connector_item(record)?, record.item_version)
+            .await
+    }
+
+    pub async fn delete(&self, record: &ConnectorRecord) -> Result<(), StoreError> {
+        self.table
+            .transact(vec![WriteOp::DeleteIfVersion {
+                key: connector_key(&record.workspace_id, &record.id),
+                expected: record.item_version,
+            }])
+            .await
+    }
+
+    // --- sync state -------------------------------------------------------------------
+
+    pub async fn checkpoint(&self, connector_id: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let key = Key::new(state_pk(connector_id), "CHECKPOINT");
+        Ok(self.table.get(&key).await?.map(|item| Checkpoint {
+            value: item.attributes.get("value").cloned().unwrap_or(Value::Null),
+            item_version: item.version,
+        }))
+    }
+
+    /// Saves the checkpoint if it is still the one read (`previous`); returns the new version.
+    pub async fn save_checkpoint(
+        &self,
+        connector_id: &str,
+        previous: Option<&Checkpoint>,
+        value: Value,
+    ) -> Result<Checkpoint, StoreError> {
+        let mut attributes = Attributes::new();
+        attributes.insert("value".into(), value.clone());
+        let item = Item::new(Key::new(state_pk(connector_id), "CHECKPOINT"), attributes);
+        let version = match previous {
+            Some(previous) => {
+                self.table
+                    .update_if_version(item, previous.item_version)
+                    .await?;
+                previous.item_version + 1
+            }
+            None => {
+                self.table.put_if_absent(item).await?;
+                1
+            }
+        };
+        Ok(Checkpoint {
+            value,
+            item_version: version,
+        })
+    }
+
+    /// Takes the connector's lease until `expires_at`; `false` when another holder has it.
+    pub async fn acquire_lease(
+        &self,
+        connector_id: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut attributes = Attributes::new();
+        attributes.insert("holder".into(), holder.into());
+        let item = Item::new(Key::new(state_pk(connector_id), "LEASE"), attributes)
+            .with_expiry(Some(expires_at));
+        match self.table.put_if_absent(item).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Releases the lease if `holder` still has it.
+    pub async fn release_lease(&self, connector_id: &str, holder: &str) -> Result<(), StoreError> {
+        let key = Key::new(state_pk(connector_id), "LEASE");
+        let Some(item) = self.table.get(&key).await? else {
+            return Ok(());
+        };
+        if item.attributes.get("holder").and_then(Value::as_str) != Some(holder) {
+            return Ok(());
+        }
+        match self
+            .table
+            .transact(vec![WriteOp::DeleteIfVersion {
+                key,
+                expected: item.version,
+            }])
+            .await
+        {
+            Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let key = Key::new(state_pk(&run.connector_id), run_sk(run));
+        self.table
+            .put(Item::new(key.clone(), attributes(run, &key)?))
+            .await
+    }
+
+    pub async fn run(
+        &self,
+        connector_id: &str,
+        started_at: i64,
+        run_id: &str,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let key = Key::new(
+            state_pk(connector_id),
+            format!("RUN#{started_at:012}#{run_id}"),
+        );
+        match self.table.get(&key).await? {
+            Some(item) => Ok(Some(decode::<RunRecord>(item)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs, oldest first, a page at a time.
+    pub async fn runs(
+        &self,
+        connector_id: &str,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<(Vec<RunRecord>, Option<String>), StoreError> {
+        let page = self
+            .table
+            .query(
+                Query::new(state_pk(connector_id), "RUN#")
+                    .limit(limit)
+                    .after(cursor),
+            )
+            .await?;
+        let runs = page
+            .items
+            .into_iter()
+            .map(|item| decode::<RunRecord>(item).map(|(run, _)| run))
+            .collect::<Result<_, _>>()?;
+        Ok((runs, page.next))
+    }
+
+    pub async fn document(
+        &self,
+        connector_id: &str,
+        source_id: &str,
+    ) -> Result<Option<DocumentEntry>, StoreError> {
+        let key = Key::new(state_pk(connector_id), format!("DOC#{source_id}"));
+        match self.table.get(&key).await? {
+            Some(item) => Ok(Some(decode::<DocumentEntry>(item)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn record_document(
+        &self,
+        connector_id: &str,
+        entry: &DocumentEntry,
+    ) -> Result<(), StoreError> {
+        let key = Key::new(state_pk(connector_id), format!("DOC#{}", entry.source_id));
+        self.table
+            .put(Item::new(key.clone(), attributes(entry, &key)?))
+            .await
+    }
+
+    pub async fn forget_document(
+        &self,
+        connector_id: &str,
+        source_id: &str,
+    ) -> Result<(), StoreError> {
+        self.table
+            .delete(&Key::new(
+                state_pk(connector_id),
+                format!("DOC#{source_id}"),
+            ))
+            .await
+    }
+
+    /// The document map, a page at a time.
+    pub async fn documents(
+        &self,
+        connector_id: &str,
+        cursor: Option<String>,
+    ) -> Result<(Vec<DocumentEntry>, Option<String>), StoreError> {
+        let page = self
+            .table
+            .query(
+                Query::new(state_pk(connector_id), "DOC#")
+                    .limit(500)
+                    .after(cursor),
+            )
+            .await?;
+        let entries = page
+            .items
+            .into_iter()
+            .map(|item| decode::<DocumentEntry>(item).map(|(entry, _)| entry))
+            .collect::<Result<_, _>>()?;
+        Ok((entries, page.next))
+    }
+
+    pub fn now() -> i64 {
+        now_epoch_seconds()
+    }
+}

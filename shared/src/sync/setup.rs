@@ -1,0 +1,55 @@
+//! Building a [`SyncEngine`] from the environment, once per cold start.
+
+use std::sync::Arc;
+
+use super::{SyncEngine, SyncQueues};
+use crate::config::ConfigError;
+use crate::store::connectors::SourceKind;
+use crate::store::Table;
+use crate::vault::{Vault, ENCRYPTION_KEY};
+
+/// `TRIBUTARY_SYNC_QUEUE_URL_<SOURCE>`: each source's SQS queue.
+pub fn queue_variable(source: SourceKind) -> String {
+    format!(
+        "TRIBUTARY_SYNC_QUEUE_URL_{}",
+        source.as_str().to_ascii_uppercase()
+    )
+}
+
+pub fn vault_from_env() -> Result<Vault, ConfigError> {
+    Vault::from_env().map_err(|error| ConfigError::Invalid {
+        name: ENCRYPTION_KEY,
+        reason: error.to_string(),
+    })
+}
+
+/// The Lambda configuration: SQS queues for the sources that have one configured.
+#[cfg(feature = "sqs")]
+pub async fn engine_from_env(table: Arc<dyn Table>) -> Result<SyncEngine, ConfigError> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let mut queues = SyncQueues::new();
+    for source in SourceKind::ALL {
+        if let Ok(url) = std::env::var(queue_variable(source)) {
+            if !url.trim().is_empty() {
+                queues = queues.with(
+                    source,
+                    Arc::new(crate::queue::SqsQueue::new(client.clone(), url)),
+                );
+            }
+        }
+    }
+    engine_with(table, queues)
+}
+
+/// An engine over these queues, with the vault, sinks and HTTP client from the environment.
+pub fn engine_with(table: Arc<dyn Table>, queues: SyncQueues) -> Result<SyncEngine, ConfigError> {
+    let vault = vault_from_env()?;
+    let fetcher = crate::crawl::setup::fetcher_from_env()?;
+    let sinks = crate::crawl::setup::sinks_from_env(&fetcher, false)?;
+    let http = crate::http::back_channel_client().map_err(|error| ConfigError::Invalid {
+        name: ENCRYPTION_KEY,
+        reason: format!("cannot build the HTTP client: {error}"),
+    })?;
+    Ok(SyncEngine::new(table, queues, vault, sinks, http))
+}
