@@ -223,7 +223,10 @@ async fn only_exact_names_and_ragflow_renames_count_as_copies() {
     fake.seed(DATASET_ID, &format!("{id}.md"), "stale");
     fake.seed(DATASET_ID, &format!("{id}(3).md"), "stale too");
 
-    sink(&fake).deliver(&[doc.clone()]).await.expect("deliver");
+    sink(&fake)
+        .deliver(std::slice::from_ref(&doc))
+        .await
+        .expect("deliver");
     let mut expected: Vec<(String, String)> = lookalikes
         .iter()
         .map(|name| (name.clone(), "someone else's".to_string()))
@@ -242,7 +245,10 @@ async fn lists_every_page_to_find_old_copies() {
     for n in 0..120 {
         fake.seed(DATASET_ID, &format!("{id}-attachment-{n}.md"), "not a copy");
     }
-    sink(&fake).deliver(&[doc.clone()]).await.expect("deliver");
+    sink(&fake)
+        .deliver(std::slice::from_ref(&doc))
+        .await
+        .expect("deliver");
     let requests = fake.take_requests();
     assert_lists(&requests[0], &id, "1");
     assert_lists(&requests[1], &id, "2");

@@ -627,3 +627,81 @@ async fn a_sync_with_continuations_runs_on_dynamodb_and_sqs() {
     assert_eq!(finished(&outcomes).len(), 1);
     assert_eq!(delivered(&out), expected(&jira));
 }
+
+#[tokio::test]
+async fn a_confluence_space_syncs_and_follows_deletions() {
+    use tributary_e2e::fake_confluence::{self, FakeConfluence};
+    let confluence = FakeConfluence::start(120).await;
+    let (engine, queue) = sync_engine(embedded_table());
+    let out = temp_dir("sync-confluence");
+    let body = json!({
+        "name": "Fake Confluence",
+        "source": "confluence",
+        "config": {"base_url": confluence.base_url(), "batch_size": 25},
+        "credentials": {"type": "basic", "email": fake_confluence::EMAIL, "api_token": fake_confluence::API_TOKEN},
+        "sink": directory(&out),
+    });
+    let id = create_direct(&engine, body).await;
+    let sync = || async {
+        engine
+            .queues
+            .enqueue(
+                tributary::store::connectors::SourceKind::Confluence,
+                &SyncMessage::new(&id, "manual"),
+            )
+            .await
+            .expect("enqueue");
+        drain(&engine, queue.as_ref(), Duration::from_secs(600)).await
+    };
+    sync().await;
+    let ids = |out: &Path| delivered(out).into_keys().collect::<BTreeSet<_>>();
+    assert_eq!(ids(&out), confluence.ids_where(|_| true));
+    let gone = confluence.contents()[5].id.clone();
+    confluence.delete_page(&gone);
+    let outcomes = sync().await;
+    assert_eq!(finished(&outcomes)[0].counts.deleted, 1);
+    assert_eq!(ids(&out), confluence.ids_where(|_| true));
+}
+
+#[tokio::test]
+async fn an_incomplete_listing_deletes_nothing() {
+    // More issues than one listing page (1000), so the listing can break midway.
+    let jira = FakeJira::start(1_100).await;
+    let (engine, queue) = sync_engine(embedded_table());
+    let out = temp_dir("sync-incomplete");
+    let id = create_direct(
+        &engine,
+        jira_request(
+            &jira,
+            directory(&out),
+            json!({"config": {
+                "base_url": jira.base_url(), "project_keys": [fake_jira::PROJECT], "batch_size": 100
+            }}),
+        ),
+    )
+    .await;
+    let sync = || async {
+        engine
+            .queues
+            .enqueue(
+                tributary::store::connectors::SourceKind::Jira,
+                &SyncMessage::new(&id, "manual"),
+            )
+            .await
+            .expect("enqueue");
+        drain(&engine, queue.as_ref(), Duration::from_secs(600)).await
+    };
+    sync().await;
+    assert_eq!(delivered(&out).len(), 1_100);
+    let gone = jira.issues()[10].id.clone();
+    jira.delete_issue(gone.parse().expect("id"));
+    jira.break_listing_after(1);
+    let outcomes = sync().await;
+    let run = finished(&outcomes)[0];
+    assert_eq!(run.pruned, Some(false), "{:?}", run.errors);
+    assert_eq!(run.counts.deleted, 0);
+    assert!(
+        delivered(&out).contains_key(&gone),
+        "kept: the listing was incomplete"
+    );
+}

@@ -411,13 +411,13 @@ fn storage_body(i: usize, space_key: &str, parent_title: Option<&str>) -> String
             ));
         }
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         body.push_str(&format!(
             "<p><ac:image ac:alt=\"diagram {i}\"><ri:attachment ri:filename=\"diagram.png\" />\
              </ac:image></p>"
         ));
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         body.push_str("<ac:structured-macro ac:name=\"toc\" ac:schema-version=\"1\" />");
     }
     body.push_str(&format!(

@@ -25,10 +25,10 @@
 //! Issues are generated deterministically: ids 10000.., keys PROJ-1.., `updated` rising by
 //! 30 s every second issue (so pairs tie and the `id` tie-break matters) with a +0200
 //! offset, ADF descriptions with lists, code, links and tables, comment threads (every
-//! 7th issue has [`LONG_THREAD`] comments), labels (every 10th issue from the 4th is
+//! 40th issue has [`LONG_THREAD`] comments, every 3rd otherwise two), labels (every 10th issue from the 4th is
 //! labelled `secret`), and text, JSON, image and oversized attachments on every 50th.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -36,6 +36,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -52,8 +53,8 @@ pub const ACCOUNT_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
 pub const EMBEDDED_COMMENTS: usize = 5;
 /// The most comments the comment endpoint returns per page.
 pub const COMMENT_PAGE_LIMIT: usize = 5;
-/// Comments on every 7th issue.
-pub const LONG_THREAD: usize = 12;
+/// Comments on every 40th issue (three pages of the comment endpoint).
+pub const LONG_THREAD: usize = 11;
 /// The declared size of the oversized attachment.
 pub const HUGE_ATTACHMENT_BYTES: u64 = 5 * 1024 * 1024;
 const FIRST_ID: u64 = 10_000;
@@ -158,6 +159,11 @@ struct Inner {
     fail_status: u16,
     token_epoch: u64,
     requests: Vec<Recorded>,
+    /// Listing searches (`ORDER BY id`) served before every further one fails with 500.
+    listing_pages_before_failure: Option<u32>,
+    /// Serialised issues by (id, requested fields): building them is what a big pull
+    /// spends its time on in an unoptimised test build. Dropped when an issue changes.
+    rendered: HashMap<(u64, String), String>,
 }
 
 #[derive(Clone)]
@@ -290,6 +296,8 @@ impl FakeJira {
                 fail_status: 503,
                 token_epoch: 0,
                 requests: Vec::new(),
+                listing_pages_before_failure: None,
+                rendered: HashMap::new(),
             })),
             base_url: Arc::default(),
         };
@@ -310,6 +318,10 @@ impl FakeJira {
         let address = listener.local_addr().expect("local address");
         let base_url = format!("http://{address}");
         *shared.base_url.lock().expect("base url") = base_url.clone();
+        // No Nagle delay between a request's writes and the answer's (loopback latency).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let handle = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("fake Jira");
         });
@@ -360,7 +372,9 @@ impl FakeJira {
     }
 
     pub fn delete_issue(&self, issue_id: u64) {
-        self.shared.lock().issues.remove(&issue_id);
+        let mut inner = self.shared.lock();
+        inner.issues.remove(&issue_id);
+        inner.rendered.retain(|(id, _), _| *id != issue_id);
     }
 
     /// Changes the summary and moves `updated` past every timestamp handed out so far;
@@ -372,7 +386,14 @@ impl FakeJira {
         let issue = inner.issues.get_mut(&issue_id).expect("no such issue");
         issue.summary = summary.to_owned();
         issue.updated = updated;
+        inner.rendered.retain(|(id, _), _| *id != issue_id);
         jira_time(&updated)
+    }
+
+    /// Listing searches (ordered by id, as `list_ids` sends them) succeed `pages` more times,
+    /// then fail with 500 for good: a listing that breaks midway.
+    pub fn break_listing_after(&self, pages: u32) {
+        self.shared.lock().listing_pages_before_failure = Some(pages);
     }
 
     /// Every page token handed out so far stops working (400), as when they expire.
@@ -426,7 +447,7 @@ fn generate(index: usize) -> Issue {
     let updated = base_time() + Duration::seconds(30 * (index as i64 / 2));
     let created = base_time() - Duration::days(30) + Duration::minutes(index as i64);
     let mut labels = Vec::new();
-    if index % 4 == 0 {
+    if index.is_multiple_of(4) {
         labels.push("backend".to_owned());
     }
     if index % 5 == 1 {
@@ -435,9 +456,9 @@ fn generate(index: usize) -> Issue {
     if index % 10 == 3 {
         labels.push("secret".to_owned());
     }
-    let comment_count = if index % 7 == 0 {
+    let comment_count = if index.is_multiple_of(40) {
         LONG_THREAD
-    } else if index % 3 == 0 {
+    } else if index.is_multiple_of(3) {
         2
     } else {
         0
@@ -450,7 +471,7 @@ fn generate(index: usize) -> Issue {
             text: format!("Comment {} on {key}", n + 1),
         })
         .collect();
-    let attachments = if index % 50 == 0 {
+    let attachments = if index.is_multiple_of(50) {
         let base = 900_000 + id * 10;
         vec![
             Attachment {
@@ -504,7 +525,9 @@ fn generate(index: usize) -> Issue {
         labels,
         created,
         updated,
-        assignee: (index % 2 == 0).then_some(PEOPLE[index % PEOPLE.len()]),
+        assignee: index
+            .is_multiple_of(2)
+            .then_some(PEOPLE[index % PEOPLE.len()]),
         reporter: PEOPLE[(index + 1) % PEOPLE.len()],
         description: if index % 9 == 8 {
             Value::Null
@@ -547,7 +570,7 @@ fn description(index: usize, key: &str) -> Value {
             text(&format!("fn issue_{index}() -> u32 {{ {index} }}")),
         ]}),
     ];
-    if index % 5 == 0 {
+    if index.is_multiple_of(5) {
         content.push(json!({"type": "table", "attrs": {}, "content": [
             {"type": "tableRow", "content": [
                 {"type": "tableHeader", "attrs": {}, "content": [paragraph(json!([text("Browser")]))]},
@@ -730,6 +753,19 @@ async fn search(
     let Some(jql) = param("jql") else {
         return bad_request("The jql parameter is required.");
     };
+    if jql.ends_with("ORDER BY id ASC") {
+        let mut inner = shared.lock();
+        if let Some(left) = inner.listing_pages_before_failure.as_mut() {
+            if *left == 0 {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(errors(&["The listing broke."])),
+                )
+                    .into_response();
+            }
+            *left -= 1;
+        }
+    }
     let query = match parse_jql(&jql) {
         Ok(query) => query,
         Err(message) => return bad_request(&message),
@@ -849,9 +885,9 @@ async fn bulk_fetch(
             .collect(),
         Some(_) => return bad_request("fields must be a list."),
     };
-    let inner = shared.lock();
+    let mut inner = shared.lock();
     let base = shared.base_url();
-    let mut wanted: Vec<&Issue> = Vec::new();
+    let mut wanted: Vec<u64> = Vec::new();
     for id in ids {
         let Some(id) = id.as_str() else {
             return bad_request("issueIdsOrKeys must be strings.");
@@ -864,27 +900,47 @@ async fn bulk_fetch(
                 .find(|issue| issue.key.eq_ignore_ascii_case(id)),
         };
         if let Some(issue) = found {
-            if !wanted.iter().any(|seen| seen.id == issue.id) {
-                wanted.push(issue);
+            if !wanted.contains(&issue.id) {
+                wanted.push(issue.id);
             }
         }
     }
-    wanted.sort_by_key(|issue| issue.id);
-    let mut issues = Vec::new();
+    wanted.sort_unstable();
+    let fields_key = fields.join(",");
+    let mut issues: Vec<String> = Vec::new();
     let mut issue_errors = Vec::new();
-    for issue in wanted {
-        if inner.issue_errors.contains(&issue.id) {
+    for id in wanted {
+        if inner.issue_errors.contains(&id) {
             issue_errors.push(json!({
-                "id": issue.id.to_string(),
+                "id": id.to_string(),
                 "errorMessage": "Something went wrong while retrieving the issue. Try again later.",
             }));
-        } else if inner.malformed.contains(&issue.id) {
-            issues.push(garbage_json(&base, issue));
-        } else {
-            issues.push(issue_json(&base, issue, &fields));
+            continue;
         }
+        let Some(issue) = inner.issues.get(&id) else {
+            continue;
+        };
+        if inner.malformed.contains(&id) {
+            issues.push(garbage_json(&base, issue).to_string());
+            continue;
+        }
+        let cache_key = (id, fields_key.clone());
+        let rendered = match inner.rendered.get(&cache_key) {
+            Some(rendered) => rendered.clone(),
+            None => {
+                let rendered = issue_json(&base, issue, &fields).to_string();
+                inner.rendered.insert(cache_key, rendered.clone());
+                rendered
+            }
+        };
+        issues.push(rendered);
     }
-    Json(json!({"issues": issues, "issueErrors": issue_errors})).into_response()
+    let body = format!(
+        "{{\"issues\":[{}],\"issueErrors\":{}}}",
+        issues.join(","),
+        Value::Array(issue_errors)
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn comments(

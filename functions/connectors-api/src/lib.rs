@@ -309,6 +309,7 @@ async fn update(
     }
     let reconnect =
         request.config.is_some() || request.credentials.is_some() || request.sink.is_some();
+    let config_changed = request.config.is_some();
     if let Some(config) = request.config {
         record.config = checked_config(record.source, config)?;
     }
@@ -334,6 +335,10 @@ async fn update(
     record.updated_at = now_epoch_seconds();
     engine.connectors.update(&record).await.map_err(conflict)?;
     record.item_version += 1;
+    if config_changed {
+        // A wider scope (another project or space) must be read from the start.
+        engine.connectors.reset_checkpoint(&id).await?;
+    }
     Ok(Json(view(&record)))
 }
 

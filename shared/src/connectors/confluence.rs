@@ -450,7 +450,10 @@ impl ConfluenceConnector {
         let response = expect_success(response, what).await?;
         let bytes = response.bytes().await.map_err(transport_error)?;
         serde_json::from_slice(&bytes).map_err(|error| {
-            ConnectorError::Protocol(format!("unreadable answer to the {what}: {error}"))
+            ConnectorError::Protocol(format!(
+                "unreadable answer to the {what}: {}",
+                shape(&error)
+            ))
         })
     }
 
@@ -525,10 +528,10 @@ impl ConfluenceConnector {
                 .unwrap_or_default()),
         );
         metadata.insert("version".into(), json!(version.number));
-        metadata.insert(
-            "last_modified".into(),
-            json!(when.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
-        );
+        let updated_at = when
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        metadata.insert("last_modified".into(), json!(updated_at));
         metadata.insert(
             "author".into(),
             json!(version
@@ -550,9 +553,7 @@ impl ConfluenceConnector {
                 .map(|webui| format!("{links_base}{webui}")),
             markdown,
             metadata,
-            updated_at: when
-                .with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            updated_at,
             acl: vec![],
         })
     }
@@ -575,7 +576,8 @@ impl ConfluenceConnector {
             let bytes = response.bytes().await.map_err(transport_error)?;
             let page: AttachmentPage = serde_json::from_slice(&bytes).map_err(|error| {
                 ConnectorError::Protocol(format!(
-                    "unreadable answer to the attachment listing: {error}"
+                    "unreadable answer to the attachment listing: {}",
+                    shape(&error)
                 ))
             })?;
             let base = self.links_base(page.links.base.as_deref());
@@ -637,7 +639,7 @@ impl ConfluenceConnector {
         }
         let cap = self.config.max_attachment_bytes();
         for _ in 0..=MAX_ATTACHMENT_REDIRECTS {
-            let mut response = self.send(&url, false).await?;
+            let response = self.send(&url, false).await?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
@@ -657,13 +659,7 @@ impl ConfluenceConnector {
             if matches!(status.as_u16(), 404 | 410) {
                 return Ok(None);
             }
-            let response_ok = status.is_success();
-            if !response_ok {
-                return Err(expect_success(response, "attachment download")
-                    .await
-                    .err()
-                    .unwrap_or_else(|| ConnectorError::Protocol("attachment download".into())));
-            }
+            let mut response = expect_success(response, "attachment download").await?;
             if response.content_length().is_some_and(|length| length > cap) {
                 return Ok(None);
             }
@@ -755,7 +751,7 @@ impl Connector for ConfluenceConnector {
                 }
             }
             let converted = serde_json::from_value::<Content>(raw)
-                .map_err(|error| format!("unreadable content: {error}"))
+                .map_err(|error| format!("unreadable content: {}", shape(&error)))
                 .and_then(|content| self.document(&content, &links_base));
             match converted {
                 Ok(document) => documents.push(document),
@@ -895,6 +891,22 @@ async fn expect_success(
         408 | 429 | 500..=599 => ConnectorError::Unavailable(detail),
         _ => ConnectorError::Protocol(detail),
     })
+}
+
+/// Where and how a JSON answer was unreadable, without quoting it (serde's messages can
+/// quote values, and values can be page content).
+fn shape(error: &serde_json::Error) -> String {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "i/o error",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "truncated",
+    };
+    if error.line() == 0 {
+        kind.to_owned()
+    } else {
+        format!("{kind} at line {} column {}", error.line(), error.column())
+    }
 }
 
 fn quote_message(message: &str) -> String {
@@ -1351,7 +1363,7 @@ fn reference_markup(reference: &BytesRef<'_>) -> String {
     if valid {
         format!("&{name};")
     } else {
-        format!("&amp;{};", escape_html(&name))
+        format!("&amp;{};", escape_html(name))
     }
 }
 
@@ -2260,6 +2272,49 @@ mod tests {
             let _ = md(input);
         }
         assert!(!md("<a href=\"javascript:alert(1)\">x</a>").contains("javascript"));
+    }
+
+    #[test]
+    fn random_tag_soup_never_panics() {
+        const FRAGMENTS: [&str; 24] = [
+            "<p>",
+            "</p>",
+            "text",
+            "&nbsp;",
+            "&",
+            "<![CDATA[x",
+            "]]>",
+            "<ac:structured-macro ac:name=\"code\">",
+            "</ac:structured-macro>",
+            "<ac:plain-text-body>",
+            "</ac:plain-text-body>",
+            "<ac:rich-text-body>",
+            "</ac:rich-text-body>",
+            "<table>",
+            "<tr>",
+            "<td>",
+            "</td>",
+            "</table>",
+            "<ac:link>",
+            "<ri:page ri:content-title=\"a\"/>",
+            "</ac:link>",
+            "<br/>",
+            "<li>",
+            "\u{1F600}",
+        ];
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..2_000 {
+            let mut input = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                input.push_str(FRAGMENTS[(seed >> 33) as usize % FRAGMENTS.len()]);
+            }
+            seed = seed.wrapping_add(0x9E37_79B9);
+            let _ = md(&input);
+            let _ = in_page(&input);
+        }
     }
 
     #[test]

@@ -130,9 +130,7 @@ impl JiraConfig {
             if trimmed.chars().count() > MAX_JQL_CHARS {
                 return invalid(format!("jql is longer than {MAX_JQL_CHARS} characters"));
             }
-            if has_order_by(trimmed) {
-                return invalid("jql must not contain ORDER BY (the connector orders)".into());
-            }
+            check_jql_shape(trimmed).map_err(ConnectorError::Config)?;
         }
         for label in &self.skip_labels {
             if label.is_empty()
@@ -265,12 +263,15 @@ fn jql_string(value: &str) -> String {
     out
 }
 
-/// Whether `ORDER BY` appears outside string literals.
-fn has_order_by(jql: &str) -> bool {
+/// Checks the shape of a user JQL filter outside its string literals: no `ORDER BY` (the
+/// connector orders), balanced parentheses and closed quotes (so that, wrapped in
+/// parentheses and ANDed, it cannot reach out and OR away the rest of the scope).
+fn check_jql_shape(jql: &str) -> Result<(), String> {
     let mut words: Vec<String> = Vec::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
     let mut escaped = false;
+    let mut depth: usize = 0;
     for c in jql.chars() {
         if let Some(q) = quote {
             if escaped {
@@ -282,22 +283,37 @@ fn has_order_by(jql: &str) -> bool {
             }
             continue;
         }
-        if c == '"' || c == '\'' {
-            quote = Some(c);
-            words.push(std::mem::take(&mut current));
-        } else if c.is_alphanumeric() || c == '_' {
+        if c.is_alphanumeric() || c == '_' {
             current.push(c.to_ascii_lowercase());
-        } else {
-            words.push(std::mem::take(&mut current));
+            continue;
+        }
+        words.push(std::mem::take(&mut current));
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.checked_sub(1).ok_or("jql has an unbalanced ')'")?;
+            }
+            _ => {}
         }
     }
     words.push(current);
-    words
+    if quote.is_some() {
+        return Err("jql has an unterminated string".into());
+    }
+    if depth != 0 {
+        return Err("jql has an unbalanced '('".into());
+    }
+    let order_by = words
         .iter()
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .windows(2)
-        .any(|pair| pair[0] == "order" && pair[1] == "by")
+        .any(|pair| pair[0] == "order" && pair[1] == "by");
+    if order_by {
+        return Err("jql must not contain ORDER BY (the connector orders)".into());
+    }
+    Ok(())
 }
 
 /// A Jira timestamp (`2024-05-01T10:15:30.123+0200`, or RFC 3339).
@@ -2413,10 +2429,14 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert!(has_order_by("a = b ORDER BY c"));
-        assert!(has_order_by("a = b order\nby c"));
-        assert!(!has_order_by("summary ~ 'order by'"));
-        assert!(!has_order_by("border = by"));
+        assert!(check_jql_shape("a = b ORDER BY c").is_err());
+        assert!(check_jql_shape("a = b order\nby c").is_err());
+        assert!(check_jql_shape("summary ~ 'order by'").is_ok());
+        assert!(check_jql_shape("border = by").is_ok());
+        assert!(check_jql_shape("a = 1) OR (b = 2").is_err());
+        assert!(check_jql_shape("(a = 1").is_err());
+        assert!(check_jql_shape("summary ~ \"x").is_err());
+        assert!(check_jql_shape("summary ~ \"a) OR (\\\" b\" AND (c in (1, 2))").is_ok());
         assert_eq!(
             text_language("text/plain; charset=utf-8").as_deref(),
             Some("text")

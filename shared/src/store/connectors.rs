@@ -287,6 +287,15 @@ impl Connectors {
         }))
     }
 
+    /// Forgets the checkpoint: the next sync reads the source from the beginning (after a
+    /// configuration change that widens the scope). The document map keeps unchanged
+    /// documents from being delivered again.
+    pub async fn reset_checkpoint(&self, connector_id: &str) -> Result<(), StoreError> {
+        self.table
+            .delete(&Key::new(state_pk(connector_id), "CHECKPOINT"))
+            .await
+    }
+
     /// Saves the checkpoint if it is still the one read (`previous`); returns the new version.
     pub async fn save_checkpoint(
         &self,
