@@ -610,3 +610,32 @@ async fn text_attachments_are_appended_only_when_enabled() {
         .iter()
         .all(|request| !request.path.contains("/attachment/")));
 }
+
+#[tokio::test]
+async fn searches_that_time_out_are_retried_then_reported_unavailable() {
+    let fake = FakeJira::start(30).await;
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let connector = JiraConnector::new(
+        "jira-timeouts",
+        config(&fake, json!({})),
+        fake.credentials(),
+        quick,
+        retry(),
+    )
+    .expect("a connector");
+    fake.stall_next(2);
+    let batch = connector
+        .pull(None)
+        .await
+        .expect("retried past two timeouts");
+    assert!(!batch.documents.is_empty());
+    fake.stall_next(100);
+    let error = connector
+        .pull(None)
+        .await
+        .expect_err("every attempt times out");
+    assert!(error.is_transient(), "{error}");
+}

@@ -606,6 +606,9 @@ async fn a_sync_with_continuations_runs_on_dynamodb_and_sqs() {
         base.http().clone(),
     )
     .with_retry(base.retry().clone())
+    .with_policy(Arc::new(
+        tributary::crawl::ssrf::NetworkPolicy::allow_private(),
+    ))
     .with_safety_margin(Duration::ZERO);
     let out = temp_dir("sync-moto");
     let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
@@ -704,4 +707,37 @@ async fn an_incomplete_listing_deletes_nothing() {
         delivered(&out).contains_key(&gone),
         "kept: the listing was incomplete"
     );
+}
+
+#[tokio::test]
+async fn sources_and_sinks_on_private_addresses_are_refused_by_default() {
+    let jira = FakeJira::start(1).await;
+    let (engine, _) = sync_engine(embedded_table());
+    let engine = engine.with_policy(Arc::new(tributary::crawl::ssrf::NetworkPolicy::strict()));
+    let out = temp_dir("sync-ssrf");
+    for body in [
+        // The fake itself lives on loopback.
+        jira_request(&jira, directory(&out), json!({})),
+        jira_request(
+            &jira,
+            directory(&out),
+            json!({"config": {"base_url": "https://169.254.169.254/"}}),
+        ),
+    ] {
+        let request: connectors_api::CreateRequest = serde_json::from_value(body).expect("request");
+        let error = connectors_api::create_connector(&engine, "workspace-1", request)
+            .await
+            .expect_err("refused");
+        assert_eq!(error.code, "url_not_allowed", "{}", error.message);
+    }
+    assert!(
+        jira.requests().is_empty(),
+        "nothing was sent to the private address"
+    );
+    let (listed, _) = engine
+        .connectors
+        .list("workspace-1", 10, None)
+        .await
+        .expect("list");
+    assert!(listed.is_empty());
 }

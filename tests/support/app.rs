@@ -182,9 +182,10 @@ pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<d
         tributary::sync::SyncQueues::shared(queue.clone()),
         vault,
         sinks,
-        tributary::http::back_channel_client().expect("http"),
+        fetcher.client().clone(),
     )
-    .with_retry(retry);
+    .with_retry(retry)
+    .with_policy(Arc::new(NetworkPolicy::allow_private()));
     (engine, queue)
 }
 

@@ -161,6 +161,8 @@ struct Inner {
     requests: Vec<Recorded>,
     /// Listing searches (`ORDER BY id`) served before every further one fails with 500.
     listing_pages_before_failure: Option<u32>,
+    /// Searches that never answer (the client's timeout must fire).
+    stall_next: u32,
     /// Serialised issues by (id, requested fields): building them is what a big pull
     /// spends its time on in an unoptimised test build. Dropped when an issue changes.
     rendered: HashMap<(u64, String), String>,
@@ -297,6 +299,7 @@ impl FakeJira {
                 token_epoch: 0,
                 requests: Vec::new(),
                 listing_pages_before_failure: None,
+                stall_next: 0,
                 rendered: HashMap::new(),
             })),
             base_url: Arc::default(),
@@ -388,6 +391,11 @@ impl FakeJira {
         issue.updated = updated;
         inner.rendered.retain(|(id, _), _| *id != issue_id);
         jira_time(&updated)
+    }
+
+    /// The next `n` searches never answer.
+    pub fn stall_next(&self, n: u32) {
+        self.shared.lock().stall_next = n;
     }
 
     /// Listing searches (ordered by id, as `list_ids` sends them) succeed `pages` more times,
@@ -742,6 +750,15 @@ async fn search(
 ) -> Response {
     if let Some(refused) = shared.gate(&method, &uri, &headers, "") {
         return refused;
+    }
+    let stall = {
+        let mut inner = shared.lock();
+        let stall = inner.stall_next > 0;
+        inner.stall_next = inner.stall_next.saturating_sub(1);
+        stall
+    };
+    if stall {
+        std::future::pending::<()>().await;
     }
     let params = parse_query(uri.query().unwrap_or_default());
     let param = |name: &str| {

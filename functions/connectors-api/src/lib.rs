@@ -118,6 +118,7 @@ fn sync_error(error: SyncError) -> ApiError {
     match error {
         SyncError::Store(error) => error.into(),
         SyncError::Connector(error) => connector_error(error),
+        SyncError::Forbidden(reason) => ApiError::bad_request("url_not_allowed", reason),
         other => ApiError::internal(other),
     }
 }
@@ -195,6 +196,9 @@ async fn check_connection(
 ) -> Result<(), ApiError> {
     tributary::sinks::build(&record.sink, engine.sinks())
         .map_err(|error| ApiError::bad_request("invalid_sink", error.to_string()))?;
+    engine
+        .check_endpoints(record)
+        .map_err(|error| ApiError::bad_request("url_not_allowed", error.to_string()))?;
     let connector = connector_for(
         record,
         credentials,

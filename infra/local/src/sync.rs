@@ -52,17 +52,18 @@ pub fn local_sync_engine(
     } else {
         policy_from_env()?
     };
-    let fetcher = fetcher_for(policy)?;
+    let fetcher = fetcher_for(policy.clone())?;
     let sinks = sinks_from_env(&fetcher, true)?;
-    let http = tributary::http::back_channel_client()
-        .map_err(|error| LocalError::Crawl(error.to_string()))?;
+    // Source base URLs are user-supplied: the SSRF guard applies to them as to crawls.
+    let http = fetcher.client().clone();
     let engine = SyncEngine::new(
         services.table.clone(),
         SyncQueues::shared(queue.clone()),
         vault,
         sinks,
         http,
-    );
+    )
+    .with_policy(Arc::new(policy));
     Ok((engine, queue))
 }
 

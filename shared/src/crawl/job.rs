@@ -120,9 +120,21 @@ fn bounded(value: Option<i64>, default: u32, min: i64, max: u32) -> Option<u32> 
     }
 }
 
-fn check_sink(sink: &Option<SinkConfig>, sinks: &SinkEnvironment) -> Result<(), SpecError> {
+fn check_sink(
+    sink: &Option<SinkConfig>,
+    sinks: &SinkEnvironment,
+    policy: &NetworkPolicy,
+) -> Result<(), SpecError> {
     if let Some(config) = sink {
         crate::sinks::build(config, sinks)?;
+        if let Some(endpoint) = config.endpoint() {
+            policy
+                .check_url(endpoint)
+                .map_err(|source| SpecError::UrlNotAllowed {
+                    url: endpoint.to_string(),
+                    source,
+                })?;
+        }
     }
     Ok(())
 }
@@ -145,7 +157,7 @@ impl CrawlRequest {
         };
         // Compiling now turns a bad pattern into a 400 instead of a failed job.
         Scope::new(&seed, &scope)?;
-        check_sink(&self.sink, sinks)?;
+        check_sink(&self.sink, sinks, policy)?;
         let seed = super::normalize::normalize(&seed, self.ignore_query_params).unwrap_or(seed);
         Ok(CrawlSpec {
             kind: JobKind::Crawl,
@@ -178,7 +190,7 @@ impl BatchScrapeRequest {
                 seeds.push(url.to_string());
             }
         }
-        check_sink(&self.sink, sinks)?;
+        check_sink(&self.sink, sinks, policy)?;
         Ok(CrawlSpec {
             kind: JobKind::Batch,
             limit: u32::try_from(seeds.len()).unwrap_or(MAX_LIMIT),

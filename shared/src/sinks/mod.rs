@@ -178,6 +178,17 @@ fn check_url(what: &str, url: &url::Url) -> Result<(), SinkError> {
     Ok(())
 }
 
+impl SinkConfig {
+    /// The network endpoint this sink sends to, if any (checked by the SSRF policy).
+    pub fn endpoint(&self) -> Option<&url::Url> {
+        match self {
+            SinkConfig::Directory { .. } => None,
+            SinkConfig::Webhook { url } => Some(url),
+            SinkConfig::Ragflow { base_url, .. } => Some(base_url),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,11 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::connectors::confluence::{ConfluenceConfig, ConfluenceConnector};
 use crate::connectors::document::Document;
 use crate::connectors::jira::{JiraConfig, JiraConnector};
 use crate::connectors::{Batch, Connector, ConnectorError, Credentials};
+use crate::crawl::ssrf::NetworkPolicy;
 use crate::http::RetryPolicy;
 use crate::queue::{Queue, QueueError};
 use crate::sinks::{Sink, SinkEnvironment, SinkError};
@@ -91,6 +93,8 @@ pub enum SyncError {
     Sink(#[from] SinkError),
     #[error("no sync queue for {0}")]
     NoQueue(&'static str),
+    #[error("address not allowed: {0}")]
+    Forbidden(String),
 }
 
 impl SyncError {
@@ -99,7 +103,7 @@ impl SyncError {
         match self {
             SyncError::Connector(error) => error.is_transient(),
             SyncError::Sink(error) => error.is_transient(),
-            SyncError::Vault(_) => false,
+            SyncError::Vault(_) | SyncError::Forbidden(_) => false,
             _ => true,
         }
     }
@@ -186,6 +190,9 @@ pub struct SyncEngine {
     retry: RetryPolicy,
     safety_margin: Duration,
     progress: Option<Progress>,
+    /// Source and sink URLs are user-supplied: checked like crawl targets (IP literals
+    /// here; host names by the guarded client's resolver).
+    policy: Arc<NetworkPolicy>,
 }
 
 /// Called with the run after every batch (the local CLI's progress bar).
@@ -208,7 +215,28 @@ impl SyncEngine {
             retry: RetryPolicy::default(),
             safety_margin: DEFAULT_SAFETY_MARGIN,
             progress: None,
+            policy: Arc::new(NetworkPolicy::strict()),
         }
+    }
+
+    pub fn with_policy(mut self, policy: Arc<NetworkPolicy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Refuses a connector whose source or sink URL the network policy forbids.
+    pub fn check_endpoints(&self, record: &ConnectorRecord) -> Result<(), SyncError> {
+        let source = record
+            .config
+            .get("base_url")
+            .and_then(Value::as_str)
+            .and_then(|url| url::Url::parse(url).ok());
+        for url in source.iter().chain(record.sink.endpoint()) {
+            self.policy
+                .check_url(url)
+                .map_err(|error| SyncError::Forbidden(format!("{url}: {error}")))?;
+        }
+        Ok(())
     }
 
     pub fn with_progress(mut self, progress: Progress) -> Self {
@@ -244,6 +272,7 @@ impl SyncEngine {
 
     /// The connector of a stored record, with its credentials unsealed.
     pub fn connector(&self, record: &ConnectorRecord) -> Result<Box<dyn Connector>, SyncError> {
+        self.check_endpoints(record)?;
         let credentials = self.vault.open(&record.credentials_sealed, &record.id)?;
         let credentials: Credentials =
             serde_json::from_slice(&credentials).map_err(|_| SyncError::Vault(VaultError::Open))?;

@@ -47,9 +47,8 @@ pub fn engine_with(table: Arc<dyn Table>, queues: SyncQueues) -> Result<SyncEngi
     let vault = vault_from_env()?;
     let fetcher = crate::crawl::setup::fetcher_from_env()?;
     let sinks = crate::crawl::setup::sinks_from_env(&fetcher, false)?;
-    let http = crate::http::back_channel_client().map_err(|error| ConfigError::Invalid {
-        name: ENCRYPTION_KEY,
-        reason: format!("cannot build the HTTP client: {error}"),
-    })?;
-    Ok(SyncEngine::new(table, queues, vault, sinks, http))
+    // Source base URLs are user-supplied: the SSRF guard applies to them as to crawls.
+    let http = fetcher.client().clone();
+    let policy = Arc::new(fetcher.policy().clone());
+    Ok(SyncEngine::new(table, queues, vault, sinks, http).with_policy(policy))
 }
