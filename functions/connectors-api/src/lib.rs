@@ -11,8 +11,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tributary::auth::scopes;
-use tributary::connectors::confluence::ConfluenceConfig;
-use tributary::connectors::jira::JiraConfig;
 use tributary::connectors::{ConnectorError, Credentials};
 use tributary::sinks::SinkConfig;
 use tributary::store::connectors::{ConnectorRecord, SourceKind, WebhookSettings};
@@ -125,21 +123,7 @@ fn sync_error(error: SyncError) -> ApiError {
 
 /// The source's configuration, parsed and validated (no network).
 fn checked_config(source: SourceKind, config: Value) -> Result<Value, ApiError> {
-    let invalid = |error: String| ApiError::bad_request("invalid_config", error);
-    match source {
-        SourceKind::Jira => {
-            let parsed: JiraConfig =
-                serde_json::from_value(config).map_err(|e| invalid(e.to_string()))?;
-            parsed.validate().map_err(connector_error)?;
-            serde_json::to_value(parsed).map_err(|e| invalid(e.to_string()))
-        }
-        SourceKind::Confluence => {
-            let parsed: ConfluenceConfig =
-                serde_json::from_value(config).map_err(|e| invalid(e.to_string()))?;
-            parsed.validate().map_err(connector_error)?;
-            serde_json::to_value(parsed).map_err(|e| invalid(e.to_string()))
-        }
-    }
+    tributary::connectors::validate_config(source, config).map_err(connector_error)
 }
 
 fn checked_schedule(minutes: Option<u32>) -> Result<Option<u32>, ApiError> {

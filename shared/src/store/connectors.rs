@@ -9,28 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{now_epoch_seconds, Attributes, Index, Item, Key, Query, StoreError, Table, WriteOp};
+pub use crate::connectors::SourceKind;
 use crate::sinks::SinkConfig;
 use crate::webhooks::WebhookScheme;
 
 const CONNECTORS_INDEX: &str = "CONNECTORS";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    Jira,
-    Confluence,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Jira => "jira",
-            SourceKind::Confluence => "confluence",
-        }
-    }
-
-    pub const ALL: [SourceKind; 2] = [SourceKind::Jira, SourceKind::Confluence];
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WebhookSettings {

@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::connectors::confluence::{ConfluenceConfig, ConfluenceConnector};
 use crate::connectors::document::Document;
-use crate::connectors::jira::{JiraConfig, JiraConnector};
 use crate::connectors::{Batch, Connector, ConnectorError, Credentials};
 use crate::crawl::ssrf::NetworkPolicy;
 use crate::http::RetryPolicy;
@@ -154,31 +152,14 @@ pub fn connector_for(
     http: reqwest::Client,
     retry: RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
-    let invalid = |error: serde_json::Error| ConnectorError::Config(error.to_string());
-    Ok(match record.source {
-        SourceKind::Jira => {
-            let config: JiraConfig =
-                serde_json::from_value(record.config.clone()).map_err(invalid)?;
-            Box::new(JiraConnector::new(
-                &record.id,
-                config,
-                credentials,
-                http,
-                retry,
-            )?)
-        }
-        SourceKind::Confluence => {
-            let config: ConfluenceConfig =
-                serde_json::from_value(record.config.clone()).map_err(invalid)?;
-            Box::new(ConfluenceConnector::new(
-                &record.id,
-                config,
-                credentials,
-                http,
-                retry,
-            )?)
-        }
-    })
+    crate::connectors::build(
+        record.source,
+        &record.id,
+        &record.config,
+        credentials,
+        http,
+        retry,
+    )
 }
 
 pub struct SyncEngine {
