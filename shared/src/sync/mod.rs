@@ -323,16 +323,16 @@ impl SyncEngine {
                 Ok(SyncOutcome::Continued(run))
             }
             Err(error) => {
+                // The run ends here either way; a retried message starts a new run from the
+                // saved checkpoint, so every run's counts are what that run did.
                 run.note_error(error.to_string());
-                if error.is_transient() {
-                    // Kept running: the retried message continues this run.
-                    self.connectors.save_run(&run).await?;
-                    return Err(error);
-                }
                 run.status = RunStatus::Failed;
                 run.finished_at = Some(now_epoch_seconds());
                 self.connectors.save_run(&run).await?;
                 tracing::warn!(connector_id = %record.id, %error, "sync failed");
+                if error.is_transient() {
+                    return Err(error);
+                }
                 Ok(SyncOutcome::Finished(run))
             }
         }
