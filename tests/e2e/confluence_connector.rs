@@ -617,3 +617,32 @@ async fn attachments_are_listed_and_small_text_ones_appended() {
     );
     assert!(requests.iter().all(|r| !r.path.ends_with("big.log")));
 }
+
+#[tokio::test]
+async fn requests_that_time_out_are_retried_then_reported_unavailable() {
+    let fake = FakeConfluence::start(20).await;
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let connector = ConfluenceConnector::new(
+        "confluence-timeouts",
+        config(&fake, json!({})),
+        fake.credentials(),
+        quick,
+        retry(),
+    )
+    .expect("connector");
+    fake.stall_next(2);
+    let batch = connector
+        .pull(None)
+        .await
+        .expect("retried past two timeouts");
+    assert!(!batch.documents.is_empty());
+    fake.stall_next(100);
+    let error = connector
+        .pull(None)
+        .await
+        .expect_err("every attempt times out");
+    assert!(error.is_transient(), "{error}");
+}

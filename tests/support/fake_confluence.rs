@@ -114,6 +114,8 @@ struct Inner {
     burst_started: bool,
     failures: u32,
     failure_status: u16,
+    /// Requests that never answer (the client's timeout must fire).
+    stalls: u32,
     requests: Vec<RecordedRequest>,
 }
 
@@ -144,6 +146,7 @@ impl FakeConfluence {
             base_url: base_url.clone(),
             contents: generate(count),
             burst_429: 0,
+            stalls: 0,
             burst_started: false,
             failures: 0,
             failure_status: 503,
@@ -198,6 +201,11 @@ impl FakeConfluence {
     }
 
     /// The next `n` requests get 429; the first says `Retry-After: 1`, the others `0`.
+    /// The next `n` requests never answer.
+    pub fn stall_next(&self, n: u32) {
+        lock(&self.shared).stalls = n;
+    }
+
     pub fn set_burst_429(&self, n: u32) {
         let mut inner = self.lock();
         inner.burst_429 = n;
@@ -457,6 +465,15 @@ async fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let stall = {
+        let mut inner = lock(&shared);
+        let stall = inner.stalls > 0;
+        inner.stalls = inner.stalls.saturating_sub(1);
+        stall
+    };
+    if stall {
+        std::future::pending::<()>().await;
+    }
     let mut inner = lock(&shared);
     let response = inner.respond(&method, &uri, authorization.as_deref());
     inner.requests.push(RecordedRequest {
