@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tributary::queue::{create_queue_with_dlq, Queue, SqsQueue};
-use tributary::store::connectors::RunStatus;
+use tributary::store::connectors::{RunStatus, SourceKind};
 use tributary::store::Table;
 use tributary::sync::{SyncEngine, SyncMessage, SyncOutcome, SyncQueues};
 use tributary_e2e::app::{
@@ -122,6 +122,21 @@ async fn drain(engine: &SyncEngine, queue: &dyn Queue, deadline: Duration) -> Ve
     panic!("the sync queue never emptied");
 }
 
+/// Triggers a manual sync of `id` and runs the queue empty.
+async fn sync_now(
+    engine: &SyncEngine,
+    queue: &dyn Queue,
+    source: SourceKind,
+    id: &str,
+) -> Vec<SyncOutcome> {
+    engine
+        .queues
+        .enqueue(source, &SyncMessage::new(id, "manual"))
+        .await
+        .expect("enqueue");
+    drain(engine, queue, Duration::from_secs(600)).await
+}
+
 fn finished(outcomes: &[SyncOutcome]) -> Vec<&tributary::store::connectors::RunRecord> {
     outcomes
         .iter()
@@ -178,10 +193,7 @@ async fn a_sync_delivers_every_issue_once_and_records_the_run() {
     // A second sync finds nothing new to deliver.
     app.syncs
         .queues
-        .enqueue(
-            tributary::store::connectors::SourceKind::Jira,
-            &SyncMessage::new(&id, "manual"),
-        )
+        .enqueue(SourceKind::Jira, &SyncMessage::new(&id, "manual"))
         .await
         .expect("enqueue");
     let again = drain(
@@ -209,10 +221,7 @@ async fn interrupted_and_crashed_syncs_converge_to_the_source() {
     let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
     engine
         .queues
-        .enqueue(
-            tributary::store::connectors::SourceKind::Jira,
-            &SyncMessage::new(&id, "manual"),
-        )
+        .enqueue(SourceKind::Jira, &SyncMessage::new(&id, "manual"))
         .await
         .expect("enqueue");
     let mut outcomes = Vec::new();
@@ -279,30 +288,15 @@ async fn changes_and_deletions_in_the_source_reach_the_sink() {
     let (engine, queue) = sync_engine(embedded_table());
     let out = temp_dir("sync-changes");
     let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
-    let sync = |trigger: &'static str| {
-        let engine = &engine;
-        let queue = queue.clone();
-        let id = id.clone();
-        async move {
-            engine
-                .queues
-                .enqueue(
-                    tributary::store::connectors::SourceKind::Jira,
-                    &SyncMessage::new(&id, trigger),
-                )
-                .await
-                .expect("enqueue");
-            drain(engine, queue.as_ref(), Duration::from_secs(600)).await
-        }
-    };
-    sync("manual").await;
+    let sync = || sync_now(&engine, queue.as_ref(), SourceKind::Jira, &id);
+    sync().await;
     assert_eq!(delivered(&out), expected(&jira));
 
     let first = jira.issues()[3].id.clone();
     let second = jira.issues()[7].id.clone();
     jira.update_issue(first.parse().expect("id"), "Renamed in the source");
     jira.delete_issue(second.parse().expect("id"));
-    let outcomes = sync("manual").await;
+    let outcomes = sync().await;
     let run = finished(&outcomes)[0];
     assert_eq!(run.counts.updated, 1, "{:?}", run.counts);
     assert_eq!(run.counts.deleted, 1, "{:?}", run.counts);
@@ -367,17 +361,7 @@ async fn a_ragflow_dataset_mirrors_the_source_without_duplicates() {
     let (engine, queue) = sync_engine(embedded_table());
     let sink = json!({"type": "ragflow", "base_url": ragflow.base_url(), "dataset_id": fake_ragflow::DATASET_ID});
     let id = create_direct(&engine, jira_request(&jira, sink, json!({}))).await;
-    let sync = || async {
-        engine
-            .queues
-            .enqueue(
-                tributary::store::connectors::SourceKind::Jira,
-                &SyncMessage::new(&id, "manual"),
-            )
-            .await
-            .expect("enqueue");
-        drain(&engine, queue.as_ref(), Duration::from_secs(600)).await
-    };
+    let sync = || sync_now(&engine, queue.as_ref(), SourceKind::Jira, &id);
     sync().await;
     let names = |ragflow: &FakeRagflow| -> Vec<String> {
         ragflow
@@ -614,10 +598,7 @@ async fn a_sync_with_continuations_runs_on_dynamodb_and_sqs() {
     let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
     engine
         .queues
-        .enqueue(
-            tributary::store::connectors::SourceKind::Jira,
-            &SyncMessage::new(&id, "manual"),
-        )
+        .enqueue(SourceKind::Jira, &SyncMessage::new(&id, "manual"))
         .await
         .expect("enqueue");
     let outcomes = drain(&engine, sqs.as_ref(), Duration::from_millis(1)).await;
@@ -645,17 +626,7 @@ async fn a_confluence_space_syncs_and_follows_deletions() {
         "sink": directory(&out),
     });
     let id = create_direct(&engine, body).await;
-    let sync = || async {
-        engine
-            .queues
-            .enqueue(
-                tributary::store::connectors::SourceKind::Confluence,
-                &SyncMessage::new(&id, "manual"),
-            )
-            .await
-            .expect("enqueue");
-        drain(&engine, queue.as_ref(), Duration::from_secs(600)).await
-    };
+    let sync = || sync_now(&engine, queue.as_ref(), SourceKind::Confluence, &id);
     sync().await;
     let ids = |out: &Path| delivered(out).into_keys().collect::<BTreeSet<_>>();
     assert_eq!(ids(&out), confluence.ids_where(|_| true));
@@ -683,17 +654,7 @@ async fn an_incomplete_listing_deletes_nothing() {
         ),
     )
     .await;
-    let sync = || async {
-        engine
-            .queues
-            .enqueue(
-                tributary::store::connectors::SourceKind::Jira,
-                &SyncMessage::new(&id, "manual"),
-            )
-            .await
-            .expect("enqueue");
-        drain(&engine, queue.as_ref(), Duration::from_secs(600)).await
-    };
+    let sync = || sync_now(&engine, queue.as_ref(), SourceKind::Jira, &id);
     sync().await;
     assert_eq!(delivered(&out).len(), 1_100);
     let gone = jira.issues()[10].id.clone();

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{now_epoch_seconds, Attributes, Index, Item, Key, Query, StoreError, Table, WriteOp};
+use super::{
+    decode_item, decode_page, now_epoch_seconds, record_attributes, Attributes, Index, Item, Key,
+    Query, StoreError, Table, WriteOp,
+};
 pub use crate::connectors::SourceKind;
 use crate::sinks::SinkConfig;
 use crate::webhooks::WebhookScheme;
@@ -128,31 +130,9 @@ fn run_sk(run: &RunRecord) -> String {
     format!("RUN#{:012}#{}", run.started_at, run.id)
 }
 
-fn attributes<T: Serialize>(value: &T, key: &Key) -> Result<Attributes, StoreError> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(attributes)) => Ok(attributes),
-        _ => Err(StoreError::Corrupt {
-            pk: key.pk.clone(),
-            sk: key.sk.clone(),
-            reason: "must serialise to an object".into(),
-        }),
-    }
-}
-
-fn decode<T: DeserializeOwned>(item: Item) -> Result<(T, u64), StoreError> {
-    let version = item.version;
-    serde_json::from_value(Value::Object(item.attributes))
-        .map(|value| (value, version))
-        .map_err(|error| StoreError::Corrupt {
-            pk: item.key.pk,
-            sk: item.key.sk,
-            reason: error.to_string(),
-        })
-}
-
 fn connector_item(record: &ConnectorRecord) -> Result<Item, StoreError> {
     let key = connector_key(&record.workspace_id, &record.id);
-    Ok(Item::new(key.clone(), attributes(record, &key)?)
+    Ok(Item::new(key.clone(), record_attributes(record, &key)?)
         .with_gsi1(Key::new(CONNECTORS_INDEX, record.id.clone())))
 }
 
@@ -178,7 +158,7 @@ impl Connectors {
         let Some(item) = self.table.get(&connector_key(workspace_id, id)).await? else {
             return Ok(None);
         };
-        let (mut record, version): (ConnectorRecord, u64) = decode(item)?;
+        let (mut record, version): (ConnectorRecord, u64) = decode_item(item)?;
         record.item_version = version;
         Ok(Some(record))
     }
@@ -190,7 +170,7 @@ impl Connectors {
             .query(Query::new(CONNECTORS_INDEX, id).on(Index::Gsi1).limit(2))
             .await?;
         for item in page.items {
-            let (record, _): (ConnectorRecord, u64) = decode(item)?;
+            let (record, _): (ConnectorRecord, u64) = decode_item(item)?;
             if record.id == id {
                 // The index is eventually consistent: read the item for its current version.
                 return self.get(&record.workspace_id, id).await;
@@ -214,12 +194,7 @@ impl Connectors {
                     .after(cursor),
             )
             .await?;
-        let records = page
-            .items
-            .into_iter()
-            .map(|item| decode::<ConnectorRecord>(item).map(|(record, _)| record))
-            .collect::<Result<_, _>>()?;
-        Ok((records, page.next))
+        decode_page(page)
     }
 
     /// Every connector (the scheduler's sweep), a page at a time.
@@ -236,12 +211,7 @@ impl Connectors {
                     .after(cursor),
             )
             .await?;
-        let records = page
-            .items
-            .into_iter()
-            .map(|item| decode::<ConnectorRecord>(item).map(|(record, _)| record))
-            .collect::<Result<_, _>>()?;
-        Ok((records, page.next))
+        decode_page(page)
     }
 
     /// Replaces the record if nobody changed it since it was read.
@@ -350,7 +320,7 @@ impl Connectors {
     pub async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let key = Key::new(state_pk(&run.connector_id), run_sk(run));
         self.table
-            .put(Item::new(key.clone(), attributes(run, &key)?))
+            .put(Item::new(key.clone(), record_attributes(run, &key)?))
             .await
     }
 
@@ -365,7 +335,7 @@ impl Connectors {
             format!("RUN#{started_at:012}#{run_id}"),
         );
         match self.table.get(&key).await? {
-            Some(item) => Ok(Some(decode::<RunRecord>(item)?.0)),
+            Some(item) => Ok(Some(decode_item::<RunRecord>(item)?.0)),
             None => Ok(None),
         }
     }
@@ -385,12 +355,7 @@ impl Connectors {
                     .after(cursor),
             )
             .await?;
-        let runs = page
-            .items
-            .into_iter()
-            .map(|item| decode::<RunRecord>(item).map(|(run, _)| run))
-            .collect::<Result<_, _>>()?;
-        Ok((runs, page.next))
+        decode_page(page)
     }
 
     pub async fn document(
@@ -400,7 +365,7 @@ impl Connectors {
     ) -> Result<Option<DocumentEntry>, StoreError> {
         let key = Key::new(state_pk(connector_id), format!("DOC#{source_id}"));
         match self.table.get(&key).await? {
-            Some(item) => Ok(Some(decode::<DocumentEntry>(item)?.0)),
+            Some(item) => Ok(Some(decode_item::<DocumentEntry>(item)?.0)),
             None => Ok(None),
         }
     }
@@ -412,7 +377,7 @@ impl Connectors {
     ) -> Result<(), StoreError> {
         let key = Key::new(state_pk(connector_id), format!("DOC#{}", entry.source_id));
         self.table
-            .put(Item::new(key.clone(), attributes(entry, &key)?))
+            .put(Item::new(key.clone(), record_attributes(entry, &key)?))
             .await
     }
 
@@ -443,12 +408,7 @@ impl Connectors {
                     .after(cursor),
             )
             .await?;
-        let entries = page
-            .items
-            .into_iter()
-            .map(|item| decode::<DocumentEntry>(item).map(|(entry, _)| entry))
-            .collect::<Result<_, _>>()?;
-        Ok((entries, page.next))
+        decode_page(page)
     }
 
     pub fn now() -> i64 {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{now_epoch_seconds, Item, Key, Query, StoreError, Table, WriteOp};
+use super::{
+    decode_item, now_epoch_seconds, record_attributes, Item, Key, Query, StoreError, Table, WriteOp,
+};
 use crate::crawl::job::{CrawlSpec, JobKind};
 
 /// How long a job and its results stay readable.
@@ -212,36 +214,14 @@ fn robots_key(job_id: &str, origin: &str) -> Key {
     Key::new(format!("CRAWL#{job_id}"), format!("ROBOTS#{origin}"))
 }
 
-fn to_attributes<T: Serialize>(value: &T, key: &Key) -> Result<super::Attributes, StoreError> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(attributes)) => Ok(attributes),
-        _ => Err(StoreError::Corrupt {
-            pk: key.pk.clone(),
-            sk: key.sk.clone(),
-            reason: "must serialise to an object".into(),
-        }),
-    }
-}
-
-fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<(T, u64), StoreError> {
-    let value = serde_json::from_value(Value::Object(item.attributes)).map_err(|error| {
-        StoreError::Corrupt {
-            pk: item.key.pk.clone(),
-            sk: item.key.sk.clone(),
-            reason: error.to_string(),
-        }
-    })?;
-    Ok((value, item.version))
-}
-
 fn job_item(job: &CrawlJob) -> Result<Item, StoreError> {
     let key = job_key(&job.id);
-    Ok(Item::new(key.clone(), to_attributes(job, &key)?).with_expiry(Some(job.expires_at())))
+    Ok(Item::new(key.clone(), record_attributes(job, &key)?).with_expiry(Some(job.expires_at())))
 }
 
 fn url_item(job: &CrawlJob, url_key: &str, url: &CrawlUrl) -> Result<Item, StoreError> {
     let key = url_item_key(&job.id, url_key);
-    Ok(Item::new(key.clone(), to_attributes(url, &key)?).with_expiry(Some(job.expires_at())))
+    Ok(Item::new(key.clone(), record_attributes(url, &key)?).with_expiry(Some(job.expires_at())))
 }
 
 #[derive(Clone)]
@@ -275,7 +255,7 @@ impl CrawlJobs {
         let Some(item) = self.table.get(&job_key(id)).await? else {
             return Ok(None);
         };
-        let (mut job, version): (CrawlJob, u64) = from_item(item)?;
+        let (mut job, version): (CrawlJob, u64) = decode_item(item)?;
         job.item_version = version;
         Ok(Some(job))
     }
@@ -288,7 +268,7 @@ impl CrawlJobs {
         let Some(item) = self.table.get(&url_item_key(job_id, url_key)).await? else {
             return Ok(None);
         };
-        let (mut url, version): (CrawlUrl, u64) = from_item(item)?;
+        let (mut url, version): (CrawlUrl, u64) = decode_item(item)?;
         url.item_version = version;
         Ok(Some(url))
     }
@@ -511,7 +491,7 @@ impl CrawlJobs {
             .await?;
         let mut urls = Vec::with_capacity(page.items.len());
         for item in page.items {
-            let (url, _): (CrawlUrl, u64) = from_item(item)?;
+            let (url, _): (CrawlUrl, u64) = decode_item(item)?;
             if !url.is_queued() {
                 urls.push(url);
             }

@@ -229,6 +229,49 @@ pub trait Table: Send + Sync + 'static {
     }
 }
 
+/// A record's attributes: the record must serialise to a JSON object.
+#[cfg_attr(not(feature = "crawl"), allow(dead_code))]
+pub(crate) fn record_attributes<T: serde::Serialize>(
+    value: &T,
+    key: &Key,
+) -> Result<Attributes, StoreError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(attributes)) => Ok(attributes),
+        _ => Err(StoreError::Corrupt {
+            pk: key.pk.clone(),
+            sk: key.sk.clone(),
+            reason: "must serialise to an object".into(),
+        }),
+    }
+}
+
+/// The record an item holds, with the item's version.
+pub(crate) fn decode_item<T: serde::de::DeserializeOwned>(
+    item: Item,
+) -> Result<(T, u64), StoreError> {
+    let version = item.version;
+    serde_json::from_value(Value::Object(item.attributes))
+        .map(|record| (record, version))
+        .map_err(|error| StoreError::Corrupt {
+            pk: item.key.pk,
+            sk: item.key.sk,
+            reason: error.to_string(),
+        })
+}
+
+/// Every record of a page, and the page's cursor.
+#[cfg_attr(not(feature = "sync"), allow(dead_code))]
+pub(crate) fn decode_page<T: serde::de::DeserializeOwned>(
+    page: Page,
+) -> Result<(Vec<T>, Option<String>), StoreError> {
+    let records = page
+        .items
+        .into_iter()
+        .map(|item| decode_item(item).map(|(record, _)| record))
+        .collect::<Result<_, _>>()?;
+    Ok((records, page.next))
+}
+
 pub fn now_epoch_seconds() -> i64 {
     chrono::Utc::now().timestamp()
 }
