@@ -80,20 +80,11 @@ pub fn spawn_workers(
     queue: Arc<dyn Queue>,
     count: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..count.max(1))
-        .map(|_| {
-            let engine = engine.clone();
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                loop {
-                    if let Err(error) = work_on(&engine, queue.as_ref()).await {
-                        tracing::error!(%error, "crawl worker: queue unavailable");
-                        tokio::time::sleep(IDLE_WAIT).await;
-                    }
-                }
-            })
-        })
-        .collect()
+    crate::spawn_pollers(count, "crawl", move || {
+        let engine = engine.clone();
+        let queue = queue.clone();
+        async move { work_on(&engine, queue.as_ref()).await }
+    })
 }
 
 /// Runs workers until the job has ended, reporting its counters as they change.

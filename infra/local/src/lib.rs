@@ -49,6 +49,32 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
 }
 
 /// All HTTP functions, protected routes behind the same check `token-check` makes.
+/// `count` tasks that call `work` forever (the local stand-in for a Lambda event source),
+/// pausing a moment after a queue error instead of spinning; aborted with their handles.
+pub fn spawn_pollers<F, Fut>(
+    count: usize,
+    label: &'static str,
+    work: F,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, String>> + Send,
+{
+    (0..count.max(1))
+        .map(|_| {
+            let work = work.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(error) = work().await {
+                        tracing::error!(%error, worker = label, "queue unavailable");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 /// The engines behind the crawl and connector routes.
 #[derive(Clone)]
 pub struct Engines {

@@ -113,20 +113,11 @@ pub fn spawn_sync_workers(
     queue: Arc<dyn Queue>,
     count: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..count.max(1))
-        .map(|_| {
-            let engine = engine.clone();
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                loop {
-                    if let Err(error) = work_on(&engine, queue.as_ref()).await {
-                        tracing::error!(%error, "sync worker: queue unavailable");
-                        tokio::time::sleep(IDLE_WAIT).await;
-                    }
-                }
-            })
-        })
-        .collect()
+    crate::spawn_pollers(count, "sync", move || {
+        let engine = engine.clone();
+        let queue = queue.clone();
+        async move { work_on(&engine, queue.as_ref()).await }
+    })
 }
 
 /// The EventBridge rule's stand-in: a scheduler tick every `every`.

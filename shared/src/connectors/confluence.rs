@@ -166,14 +166,10 @@ impl ConfluenceConfig {
 }
 
 fn validate_base_url(url: &Url) -> Result<(), ConnectorError> {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => {
-            return Err(ConnectorError::Config("base_url has no host".into()));
-        }
-    };
+    if url.host().is_none() {
+        return Err(ConnectorError::Config("base_url has no host".into()));
+    }
+    let loopback = super::is_loopback(url);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}

@@ -34,7 +34,8 @@ use url::Url;
 
 use super::document::Document;
 use super::{
-    Batch, Connector, ConnectorError, Credentials, DocumentFailure, IdPage, DEFAULT_BATCH_SIZE,
+    is_loopback, Batch, Connector, ConnectorError, Credentials, DocumentFailure, IdPage,
+    DEFAULT_BATCH_SIZE,
 };
 use crate::http::{send_with_retry, RetryPolicy};
 
@@ -208,15 +209,6 @@ impl JiraConfig {
                 .iter()
                 .any(|skip| skip.to_lowercase() == label.to_lowercase())
         })
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

@@ -83,6 +83,18 @@ pub fn build(
     })
 }
 
+/// Whether a URL points at this machine: the only place a source may be plain http (tests
+/// and local fakes).
+#[cfg(feature = "sync")]
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Documents pulled per batch unless a source says otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 50;
 
