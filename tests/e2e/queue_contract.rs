@@ -292,6 +292,28 @@ async fn long_poll_returns_a_message_sent_while_waiting(backend: Backend) {
     );
 }
 
+async fn delayed_message_stays_hidden_until_its_delay_passes(backend: Backend) {
+    let delay = Duration::from_secs(1);
+    let started = Instant::now();
+    backend
+        .queue
+        .send_batch_delayed(vec!["later".to_owned()], delay)
+        .await
+        .expect("send delayed");
+    assert_empty(&*backend.peer).await;
+    // A long poll returns as soon as the message becomes visible, and not before.
+    let received = backend
+        .peer
+        .receive(1, HIDDEN, Duration::from_secs(10))
+        .await
+        .expect("receive");
+    assert_eq!(
+        received.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["later"]
+    );
+    assert!(started.elapsed() >= delay, "delivered before its delay");
+}
+
 macro_rules! contract {
     ($backend:ident, $factory:ident, $($case:ident),+ $(,)?) => {
         mod $backend {
@@ -317,6 +339,7 @@ macro_rules! all_cases {
             concurrent_receivers_never_share_a_message,
             oversized_body_is_rejected_and_nothing_is_sent,
             long_poll_returns_a_message_sent_while_waiting,
+            delayed_message_stays_hidden_until_its_delay_passes,
         );
     };
 }

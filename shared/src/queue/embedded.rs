@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{
-    check_body_sizes, Queue, QueueError, ReceivedMessage, MAX_RECEIVE, MAX_VISIBILITY_TIMEOUT,
-    MAX_WAIT,
+    check_body_sizes, Queue, QueueError, ReceivedMessage, MAX_DELAY, MAX_RECEIVE,
+    MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
 };
 
 /// Another process may hold the write lock briefly; waiting beats failing the call.
@@ -156,8 +156,13 @@ impl EmbeddedQueue {
 
 #[async_trait::async_trait]
 impl Queue for EmbeddedQueue {
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<String>, QueueError> {
+    async fn send_batch_delayed(
+        &self,
+        bodies: Vec<String>,
+        delay: Duration,
+    ) -> Result<Vec<String>, QueueError> {
         check_body_sizes(&bodies)?;
+        let delay = millis(delay.min(MAX_DELAY));
         if bodies.is_empty() {
             return Ok(Vec::new());
         }
@@ -172,13 +177,13 @@ impl Queue for EmbeddedQueue {
                 let mut insert = tx
                     .prepare_cached(
                         "INSERT INTO queue_messages (queue, id, body, sent_at, visible_at)
-                         VALUES (?1, ?2, ?3, ?4, ?4)",
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .map_err(db)?;
                 for body in &bodies {
                     let id = uuid::Uuid::now_v7().to_string();
                     insert
-                        .execute(params![&*name, &id, body, now])
+                        .execute(params![&*name, &id, body, now, now.saturating_add(delay)])
                         .map_err(db)?;
                     ids.push(id);
                 }

@@ -32,6 +32,10 @@ pub const MAX_RECEIVE: u32 = 10;
 /// SQS's upper bound for a visibility timeout; longer requests are clamped to it.
 pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
 
+/// SQS's upper bound for a message's initial delay (`DelaySeconds`); longer delays are
+/// clamped to it.
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+
 /// SQS's upper bound for a long poll; longer waits are clamped to it.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
@@ -70,7 +74,19 @@ pub trait Queue: Send + Sync + 'static {
     /// oversized body enqueues nothing. On SQS a backend error after the first chunk may
     /// leave earlier chunks enqueued; retrying then duplicates them, which at-least-once
     /// consumers already tolerate.
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<String>, QueueError>;
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<String>, QueueError> {
+        self.send_batch_delayed(bodies, Duration::ZERO).await
+    }
+
+    /// Like [`Queue::send_batch`], but no receiver sees the messages before `delay` has
+    /// passed (SQS `DelaySeconds`, clamped to [`MAX_DELAY`]; SQS rounds up to whole seconds).
+    /// Work that cannot be done now (a busy lease, a crawl-delay slot) goes back this way
+    /// instead of sleeping inside an invocation.
+    async fn send_batch_delayed(
+        &self,
+        bodies: Vec<String>,
+        delay: Duration,
+    ) -> Result<Vec<String>, QueueError>;
 
     /// Up to `max` (1..=10) messages, hidden from other receivers for `visibility_timeout`.
     /// `wait` is a long-poll upper bound (SQS WaitTimeSeconds; embedded: poll until a message or wait elapses; Duration::ZERO = return at once).

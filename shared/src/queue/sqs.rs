@@ -13,8 +13,8 @@ use aws_sdk_sqs::types::{
 };
 
 use super::{
-    ceil_secs, check_body_sizes, Queue, QueueError, ReceivedMessage, MAX_BODY_BYTES, MAX_RECEIVE,
-    MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
+    ceil_secs, check_body_sizes, Queue, QueueError, ReceivedMessage, MAX_BODY_BYTES, MAX_DELAY,
+    MAX_RECEIVE, MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
 };
 
 /// SendMessageBatch takes at most 10 entries.
@@ -42,7 +42,11 @@ impl SqsQueue {
         &self.queue_url
     }
 
-    async fn send_chunk(&self, bodies: &[String]) -> Result<Vec<String>, QueueError> {
+    async fn send_chunk(
+        &self,
+        bodies: &[String],
+        delay_seconds: i32,
+    ) -> Result<Vec<String>, QueueError> {
         let entries = bodies
             .iter()
             .enumerate()
@@ -52,6 +56,7 @@ impl SqsQueue {
                 SendMessageBatchRequestEntry::builder()
                     .id(index.to_string())
                     .message_body(body)
+                    .delay_seconds(delay_seconds)
                     .build()
                     .map_err(|err| QueueError::Backend(DisplayErrorContext(&err).to_string()))
             })
@@ -109,11 +114,16 @@ impl SqsQueue {
 
 #[async_trait::async_trait]
 impl Queue for SqsQueue {
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<String>, QueueError> {
+    async fn send_batch_delayed(
+        &self,
+        bodies: Vec<String>,
+        delay: Duration,
+    ) -> Result<Vec<String>, QueueError> {
         check_body_sizes(&bodies)?;
+        let delay_seconds = whole(ceil_secs(delay.min(MAX_DELAY)));
         let mut ids = Vec::with_capacity(bodies.len());
         for range in batch_ranges(&bodies) {
-            ids.extend(self.send_chunk(&bodies[range]).await?);
+            ids.extend(self.send_chunk(&bodies[range], delay_seconds).await?);
         }
         Ok(ids)
     }
