@@ -17,6 +17,7 @@ pub mod store;
 #[cfg(feature = "sync")]
 pub mod sync;
 pub mod telemetry;
+pub mod time;
 #[cfg(feature = "sync")]
 pub mod vault;
 pub mod web;

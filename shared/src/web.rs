@@ -383,12 +383,8 @@ pub fn display_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-/// An RFC 3339 UTC timestamp for API responses.
-pub fn rfc3339(epoch_seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch_seconds, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+/// An RFC 3339 UTC timestamp for API responses (kept here for the function crates).
+pub use crate::time::rfc3339;
 
 #[cfg(feature = "crawl")]
 impl From<crate::crawl::job::SpecError> for ApiError {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tributary::crawl::engine::CrawlEngine;
+use tributary::crawl::engine::{CrawlEngine, Deadline};
 use tributary::crawl::fetch::{FetchLimits, Fetcher};
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::Queue;
@@ -436,7 +436,11 @@ async fn cancelling_stops_new_fetches() {
         .pop()
         .expect("the seed message");
     app.crawls
-        .handle(&message.body, message.receive_count)
+        .handle(
+            &message.body,
+            message.receive_count,
+            Deadline::after(Duration::from_secs(60)),
+        )
         .await;
     app.crawl_queue
         .delete(&message.receipt_handle)
@@ -475,7 +479,11 @@ async fn drain_cancelled(app: &TestApp, id: &str) -> CrawlJob {
         }
         for message in messages {
             app.crawls
-                .handle(&message.body, message.receive_count)
+                .handle(
+                    &message.body,
+                    message.receive_count,
+                    Deadline::after(Duration::from_secs(60)),
+                )
                 .await;
             app.crawl_queue
                 .delete(&message.receipt_handle)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use tributary::crawl::engine::{message_body, CrawlEngine};
+use tributary::crawl::engine::{message_body, CrawlEngine, Deadline};
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::{create_queue_with_dlq, Queue, ReceivedMessage, SqsQueue};
 use tributary::store::crawls::CrawlJob;
@@ -67,7 +67,8 @@ async fn invoke_once(cloud: &Cloud) -> usize {
     }
     let mut event = SqsEvent::default();
     event.records = messages.iter().map(record).collect();
-    let response = crawl_page::handle(&cloud.engine, event).await;
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let response = crawl_page::handle(&cloud.engine, event, deadline).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

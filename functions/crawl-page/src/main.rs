@@ -1,6 +1,7 @@
 //! Lambda entrypoint: build the engine once, hand it every SQS batch.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use tributary::crawl::engine::Deadline;
 use tributary::crawl::setup::engine_from_env;
 use tributary::Services;
 
@@ -12,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let engine = &engine;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
-            Ok::<_, Error>(crawl_page::handle(engine, event.payload).await)
+            let deadline = Deadline::from_epoch_millis(event.context.deadline);
+            Ok::<_, Error>(crawl_page::handle(engine, event.payload, deadline).await)
         },
     ))
     .await

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tributary::auth::{Principal, TokenKind};
-use tributary::crawl::engine::{CrawlEngine, Disposition};
+use tributary::crawl::engine::{CrawlEngine, Deadline, Disposition};
 use tributary::crawl::setup::{fetcher_for, local_queue, policy_from_env, sinks_from_env};
 use tributary::crawl::ssrf::NetworkPolicy;
+use tributary::crawl::sweep::sweep;
 use tributary::queue::Queue;
 use tributary::store::crawls::CrawlJob;
 use tributary::Services;
@@ -18,6 +19,10 @@ use crate::LocalError;
 /// How long a received message stays hidden while a worker handles it (like the SQS
 /// queue's visibility timeout in template.yaml, which matches crawl-page's timeout).
 const VISIBILITY: Duration = Duration::from_secs(120);
+/// What one message may take, like crawl-page's function timeout (template.yaml); the
+/// engine re-queues what does not fit. Below [`VISIBILITY`], so a message is never handed
+/// to a second worker while the first still works on it.
+const MESSAGE_BUDGET: Duration = Duration::from_secs(90);
 /// Long poll of an idle worker.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// How often `crawl_until_done` reads the job's counters.
@@ -62,7 +67,11 @@ async fn work_on(engine: &CrawlEngine, queue: &dyn Queue) -> Result<bool, String
     let Some(message) = messages.into_iter().next() else {
         return Ok(false);
     };
-    let result = match engine.handle(&message.body, message.receive_count).await {
+    let deadline = Deadline::after(MESSAGE_BUDGET);
+    let result = match engine
+        .handle(&message.body, message.receive_count, deadline)
+        .await
+    {
         Disposition::Handled => queue.delete(&message.receipt_handle).await,
         Disposition::Retry => {
             let backoff = Duration::from_secs(u64::from(message.receive_count.min(10)));
@@ -84,6 +93,24 @@ pub fn spawn_workers(
         let engine = engine.clone();
         let queue = queue.clone();
         async move { work_on(&engine, queue.as_ref()).await }
+    })
+}
+
+/// Sweeps stalled crawls every `every` (the cloud runs `crawl-sweep` on a schedule).
+pub fn spawn_sweeper(
+    engine: Arc<CrawlEngine>,
+    every: Duration,
+    stall_after: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            let now = tributary::time::now_epoch_seconds();
+            if let Err(error) = sweep(engine.jobs(), stall_after, now).await {
+                tracing::error!(%error, "crawl sweep failed");
+            }
+        }
     })
 }
 

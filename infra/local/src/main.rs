@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use tributary::crawl::job::CrawlRequest;
 use tributary::sinks::SinkConfig;
 use tributary::store::crawls::CrawlJob;
-use tributary_local::crawl::{crawl_until_done, local_engine, local_operator, spawn_workers};
+use tributary_local::crawl::{
+    crawl_until_done, local_engine, local_operator, spawn_sweeper, spawn_workers,
+};
 use tributary_local::sync::{local_sync_engine, spawn_scheduler, spawn_sync_workers};
 use tributary_local::{bind, local_services, local_sign_in, Engines, KeySource};
 
@@ -190,6 +192,12 @@ async fn serve(
     let sign_in = local_sign_in(&services)?;
     let (engine, queue) = local_engine(&services, data_dir, allow_private_networks)?;
     let _workers = spawn_workers(engine.clone(), queue, workers);
+    let stall_after = tributary::crawl::setup::stall_after_from_env()?;
+    let _sweeper = spawn_sweeper(
+        engine.clone(),
+        std::time::Duration::from_secs(60),
+        stall_after,
+    );
     let (syncs, sync_queue) = local_sync_engine(&services, data_dir, allow_private_networks)?;
     let syncs = std::sync::Arc::new(syncs);
     let _sync_workers = spawn_sync_workers(syncs.clone(), sync_queue, 2);

@@ -5,8 +5,15 @@
 //! A page message is safe to deliver twice: its URL item leaves the `queued` state once
 //! (in one transaction with the job's counters), links are registered with conditional
 //! puts, and a page retried after a crash re-enqueues the links it had registered.
+//!
+//! Every call gets the invocation's [`Deadline`]: each slow step (robots.txt, the page,
+//! the sink, sitemaps) is bounded by the time left, and a page that cannot finish, or
+//! whose origin's Crawl-delay slot is taken, goes back on the queue with a delay (a new
+//! message; the delivered one is acknowledged) instead of sleeping past the deadline.
+//! The URL item stays queued meanwhile, so the job's counters do not move.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +33,10 @@ use crate::queue::{Queue, QueueError};
 use crate::sinks::{SinkEnvironment, SinkError};
 use crate::store::crawls::{
     Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, Outcome,
+    PaceSlot,
 };
-use crate::store::{now_epoch_seconds, StoreError, Table};
+use crate::store::{StoreError, Table};
+use crate::time::{now_epoch_millis, now_epoch_seconds, rfc3339};
 
 /// The product token matched against robots.txt `User-agent` lines.
 pub const ROBOTS_AGENT: &str = "tributary";
@@ -40,6 +49,16 @@ const MAX_CRAWL_DELAY: Duration = Duration::from_secs(30);
 const MAX_STORED_MARKDOWN: usize = 256 * 1024;
 /// Sitemap documents read per crawl (an index and its children).
 const MAX_SITEMAPS: usize = 10;
+/// Least time left (after the deadline's margin) to start a page; with less it is
+/// re-queued for the next invocation.
+const MIN_PAGE_TIME: Duration = Duration::from_secs(1);
+/// A Crawl-delay wait this short is slept (when it fits the deadline), not re-queued.
+const SHORT_PACE_WAIT: Duration = Duration::from_secs(1);
+/// Added to every Crawl-delay slot: consumers' clocks and connection setup differ by a
+/// few milliseconds, and requests must still arrive at least the delay apart.
+const PACE_PAD: Duration = Duration::from_millis(100);
+/// Deliveries of one page cut short by the deadline before it counts as failed.
+const MAX_DEADLINE_CUTS: u32 = 3;
 
 /// One URL of one job to fetch; the URL item in the store is the source of truth.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +66,65 @@ pub struct PageMessage {
     pub job_id: String,
     pub url: String,
     pub depth: u32,
+    /// Earlier deliveries of this page that the invocation deadline cut short.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cuts: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// When the invocation handling a message must have returned, and how much of that time
+/// is kept back for recording the page and re-queuing what did not fit.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    at: Instant,
+    margin: Duration,
+}
+
+impl Deadline {
+    /// Kept back by default: a few store writes and one queue send.
+    pub const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
+
+    pub fn at(at: Instant) -> Self {
+        Self {
+            at,
+            margin: Self::DEFAULT_MARGIN,
+        }
+    }
+
+    /// `budget` from now (tributary-local's per-message budget, tests).
+    pub fn after(budget: Duration) -> Self {
+        Self::at(Instant::now() + budget)
+    }
+
+    /// The Lambda context's deadline (epoch milliseconds).
+    pub fn from_epoch_millis(deadline_ms: u64) -> Self {
+        let now = u64::try_from(now_epoch_millis()).unwrap_or(0);
+        Self::after(Duration::from_millis(deadline_ms.saturating_sub(now)))
+    }
+
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    pub fn instant(&self) -> Instant {
+        self.at
+    }
+
+    /// Time left for work, the margin kept back.
+    pub fn left(&self) -> Duration {
+        self.at
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(self.margin)
+    }
+}
+
+/// `work`'s output, or `None` when the deadline came first.
+async fn within<T>(deadline: &Deadline, work: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(deadline.left(), work).await.ok()
 }
 
 /// What the consumer does with the message afterwards.
@@ -93,8 +171,6 @@ pub struct CrawlEngine {
     fetcher: Fetcher,
     sinks: SinkEnvironment,
     robots: Mutex<HashMap<String, Arc<RobotsRules>>>,
-    /// Per origin, when the next request may start (Crawl-delay).
-    pacing: Mutex<HashMap<String, Instant>>,
     /// Per job, URL keys this process knows are already registered (and enqueued) or
     /// counted as out of scope: most links of a site point at pages seen before, and this
     /// spares a store read for each. Only a hint: the conditional puts decide.
@@ -134,10 +210,23 @@ fn finish(outcome: Outcome, reason: impl Into<String>) -> Box<Finish> {
     Box::new(Finish::new(outcome, reason))
 }
 
-/// Either the page's end or "try again later".
+/// The page's end, "try again later", or "put it back on the queue for later".
 enum Step {
     Finish(Box<Finish>),
     Retry,
+    /// Re-queue after `delay`; `cut` when the deadline interrupted the page's work.
+    Defer {
+        delay: Duration,
+        cut: bool,
+    },
+}
+
+/// The page ran out of invocation time: back on the queue at once.
+fn cut_short() -> Step {
+    Step::Defer {
+        delay: Duration::ZERO,
+        cut: true,
+    }
 }
 
 impl CrawlEngine {
@@ -153,7 +242,6 @@ impl CrawlEngine {
             fetcher,
             sinks,
             robots: Mutex::new(HashMap::new()),
-            pacing: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -182,6 +270,7 @@ impl CrawlEngine {
             created_at: now,
             updated_at: now,
             finished_at: None,
+            end_reason: None,
             item_version: 1,
             spec,
         };
@@ -206,8 +295,8 @@ impl CrawlEngine {
         Ok(self.jobs.get(&job.id).await?.unwrap_or(job))
     }
 
-    /// Handles one delivery of a page message.
-    pub async fn handle(&self, body: &str, receive_count: u32) -> Disposition {
+    /// Handles one delivery of a page message, returning before `deadline`.
+    pub async fn handle(&self, body: &str, receive_count: u32, deadline: Deadline) -> Disposition {
         let message: PageMessage = match serde_json::from_str(body) {
             Ok(message) => message,
             Err(error) => {
@@ -218,7 +307,7 @@ impl CrawlEngine {
         let span =
             tracing::info_span!("crawl_page", crawl_id = %message.job_id, depth = message.depth);
         let _entered = span.enter();
-        match self.process(&message, receive_count).await {
+        match self.process(&message, receive_count, &deadline).await {
             Ok(disposition) => disposition,
             Err(error) => {
                 tracing::error!(%error, "crawl page failed; will retry");
@@ -231,6 +320,7 @@ impl CrawlEngine {
         &self,
         message: &PageMessage,
         receive_count: u32,
+        deadline: &Deadline,
     ) -> Result<Disposition, EngineError> {
         let Ok(url) = Url::parse(&message.url) else {
             tracing::warn!("crawl message with an invalid URL");
@@ -253,17 +343,57 @@ impl CrawlEngine {
         };
         let step = if job.status == JobStatus::Cancelled {
             Step::Finish(finish(Outcome::SkippedCancelled, "the crawl was cancelled"))
+        } else if deadline.left() < MIN_PAGE_TIME {
+            Step::Defer {
+                delay: Duration::ZERO,
+                cut: false,
+            }
         } else {
-            self.crawl_page(&job, &key, &entry, &url, receive_count)
+            self.crawl_page(&job, &key, &entry, &url, receive_count, deadline)
                 .await?
+        };
+        let step = match step {
+            Step::Defer { cut: true, .. } if message.cuts + 1 >= MAX_DEADLINE_CUTS => {
+                Step::Finish(finish(
+                    Outcome::Failed,
+                    format!(
+                        "did not finish within the invocation deadline {MAX_DEADLINE_CUTS} times"
+                    ),
+                ))
+            }
+            step => step,
         };
         match step {
             Step::Retry => Ok(Disposition::Retry),
+            Step::Defer { delay, cut } => {
+                self.defer(message, delay, cut).await?;
+                Ok(Disposition::Handled)
+            }
             Step::Finish(finish) => {
                 self.record(&job, &key, *finish).await?;
                 Ok(Disposition::Handled)
             }
         }
+    }
+
+    /// Puts the page back on the queue as a new message due after `delay`; the delivered
+    /// one is then acknowledged. Nothing is counted: the URL item is still queued.
+    async fn defer(
+        &self,
+        message: &PageMessage,
+        delay: Duration,
+        cut: bool,
+    ) -> Result<(), EngineError> {
+        let mut next = message.clone();
+        next.cuts += u32::from(cut);
+        let body = serde_json::to_string(&next).map_err(|e| QueueError::Backend(e.to_string()))?;
+        self.queue.send_batch_delayed(vec![body], delay).await?;
+        tracing::debug!(
+            delay_ms = delay.as_millis() as u64,
+            cut,
+            "crawl page re-queued"
+        );
+        Ok(())
     }
 
     async fn crawl_page(
@@ -273,6 +403,7 @@ impl CrawlEngine {
         entry: &CrawlUrl,
         url: &Url,
         receive_count: u32,
+        deadline: &Deadline,
     ) -> Result<Step, EngineError> {
         let seed = job
             .spec
@@ -283,19 +414,24 @@ impl CrawlEngine {
         let scope =
             Scope::new(&seed, &job.spec.scope).map_err(|e| EngineError::Scope(e.to_string()))?;
         if job.kind() == JobKind::Crawl {
-            let rules = self.robots_for(job, url).await?;
+            let Some(rules) = self.robots_for(job, url, deadline).await? else {
+                return Ok(cut_short());
+            };
             if !rules.allowed(url) {
                 return Ok(Step::Finish(finish(
                     Outcome::SkippedRobots,
                     "disallowed by robots.txt",
                 )));
             }
-            self.pace(url, rules.crawl_delay()).await;
+            if let Some(step) = self.pace(job, url, rules.crawl_delay(), deadline).await? {
+                return Ok(step);
+            }
         }
         let allow_hop = |next: &Url| scope.check(next).is_ok();
-        let fetched = match self.fetcher.get(url, &allow_hop).await {
-            Ok(fetched) => fetched,
-            Err(error) => return Ok(fetch_failure(error, receive_count)),
+        let fetched = match within(deadline, self.fetcher.get(url, &allow_hop)).await {
+            None => return Ok(cut_short()),
+            Some(Ok(fetched)) => fetched,
+            Some(Err(error)) => return Ok(fetch_failure(error, receive_count)),
         };
         let status = fetched.status;
         if status == 429 || status >= 500 {
@@ -333,14 +469,14 @@ impl CrawlEngine {
         );
         let document = page_document(job, entry, &fetched, &page);
         let document_id = document.id.clone();
-        if let Some(step) = self.deliver(job, document, receive_count).await {
+        if let Some(step) = self.deliver(job, document, receive_count, deadline).await {
             return Ok(step);
         }
         let mut scope_skips = 0;
         if job.kind() == JobKind::Crawl && entry.depth < job.spec.max_depth {
             let mut links = link_candidates(&page.links, entry.depth + 1);
             if entry.parent.is_none() && !job.spec.ignore_sitemap {
-                let sitemap_urls = self.sitemap_urls(job, url).await?;
+                let sitemap_urls = self.sitemap_urls(job, url, deadline).await?;
                 links.extend(link_candidates(&sitemap_urls, 1));
             }
             let (in_scope, out_of_scope): (Vec<Candidate>, Vec<Candidate>) = self
@@ -381,10 +517,15 @@ impl CrawlEngine {
         job: &CrawlJob,
         document: Document,
         receive_count: u32,
+        deadline: &Deadline,
     ) -> Option<Step> {
         let config = job.spec.sink.as_ref()?;
         let result = match crate::sinks::build(config, &self.sinks) {
-            Ok(sink) => sink.deliver(&[document]).await,
+            // Re-delivery after a cut overwrites: document ids are stable.
+            Ok(sink) => match within(deadline, sink.deliver(&[document])).await {
+                Some(result) => result,
+                None => return Some(cut_short()),
+            },
             Err(error) => Err(error),
         };
         match result {
@@ -430,12 +571,18 @@ impl CrawlEngine {
         Ok(())
     }
 
-    /// The job's robots.txt rules for the URL's origin: memory, then the store, then fetched once.
-    async fn robots_for(&self, job: &CrawlJob, url: &Url) -> Result<Arc<RobotsRules>, EngineError> {
+    /// The job's robots.txt rules for the URL's origin: memory, then the store, then fetched
+    /// once; `None` when the deadline came before the fetch ended (nothing is cached then).
+    async fn robots_for(
+        &self,
+        job: &CrawlJob,
+        url: &Url,
+        deadline: &Deadline,
+    ) -> Result<Option<Arc<RobotsRules>>, EngineError> {
         let origin = url.origin().ascii_serialization();
         let cache_key = format!("{}|{origin}", job.id);
         if let Some(rules) = lock(&self.robots).get(&cache_key) {
-            return Ok(rules.clone());
+            return Ok(Some(rules.clone()));
         }
         let rules = match self.jobs.robots(&job.id, &origin).await? {
             Some(cached) => RobotsRules::from_cache(ROBOTS_AGENT, &cached),
@@ -444,7 +591,9 @@ impl CrawlEngine {
         let rules = match rules {
             Some(rules) => rules,
             None => {
-                let rules = self.fetch_robots(url).await;
+                let Some(rules) = within(deadline, self.fetch_robots(url)).await else {
+                    return Ok(None);
+                };
                 self.jobs
                     .save_robots(job, &origin, rules.to_cache())
                     .await?;
@@ -458,7 +607,7 @@ impl CrawlEngine {
             cache.clear();
         }
         cache.insert(cache_key, rules.clone());
-        Ok(rules)
+        Ok(Some(rules))
     }
 
     async fn fetch_robots(&self, url: &Url) -> RobotsRules {
@@ -475,31 +624,55 @@ impl CrawlEngine {
         }
     }
 
-    /// Waits for the origin's next Crawl-delay slot.
-    async fn pace(&self, url: &Url, delay: Option<Duration>) {
+    /// Takes the origin's Crawl-delay slot, shared by every consumer through the store:
+    /// `None` when the page may be fetched now, else the step re-queuing it for when the
+    /// slot frees (a short wait that fits the deadline is slept instead).
+    async fn pace(
+        &self,
+        job: &CrawlJob,
+        url: &Url,
+        delay: Option<Duration>,
+        deadline: &Deadline,
+    ) -> Result<Option<Step>, EngineError> {
         let Some(delay) = delay.filter(|delay| !delay.is_zero()) else {
-            return;
+            return Ok(None);
         };
-        let delay = delay.min(MAX_CRAWL_DELAY);
+        let spacing = delay.min(MAX_CRAWL_DELAY) + PACE_PAD;
         let origin = url.origin().ascii_serialization();
-        let start = {
-            let mut pacing = lock(&self.pacing);
-            let now = Instant::now();
-            let start = pacing
-                .get(&origin)
-                .copied()
-                .filter(|next| *next > now)
-                .unwrap_or(now);
-            pacing.insert(origin, start + delay);
-            start
-        };
-        tokio::time::sleep_until(start.into()).await;
+        loop {
+            let slot = self
+                .jobs
+                .take_pace_slot(job, &origin, spacing, now_epoch_millis())
+                .await?;
+            match slot {
+                PaceSlot::Granted => return Ok(None),
+                PaceSlot::Wait(wait)
+                    if wait <= SHORT_PACE_WAIT && wait + MIN_PAGE_TIME <= deadline.left() =>
+                {
+                    tokio::time::sleep(wait).await;
+                }
+                PaceSlot::Wait(wait) => {
+                    return Ok(Some(Step::Defer {
+                        delay: wait,
+                        cut: false,
+                    }))
+                }
+            }
+        }
     }
 
-    /// URLs listed by the site's sitemaps (robots.txt `Sitemap:` lines, else `/sitemap.xml`).
-    async fn sitemap_urls(&self, job: &CrawlJob, url: &Url) -> Result<Vec<Url>, EngineError> {
-        let rules = self.robots_for(job, url).await?;
-        let mut pending = rules.sitemaps();
+    /// URLs listed by the site's sitemaps (robots.txt `Sitemap:` lines, else `/sitemap.xml`);
+    /// those found before the deadline when it comes first.
+    async fn sitemap_urls(
+        &self,
+        job: &CrawlJob,
+        url: &Url,
+        deadline: &Deadline,
+    ) -> Result<Vec<Url>, EngineError> {
+        let mut pending = match self.robots_for(job, url, deadline).await? {
+            Some(rules) => rules.sitemaps(),
+            None => Vec::new(),
+        };
         if pending.is_empty() {
             if let Ok(default) = url.join("/sitemap.xml") {
                 pending.push(default);
@@ -512,7 +685,15 @@ impl CrawlEngine {
                 break;
             }
             read += 1;
-            let Ok(fetched) = self.fetcher.get(&sitemap_url, &|_| true).await else {
+            let Some(fetched) = within(deadline, self.fetcher.get(&sitemap_url, &|_| true)).await
+            else {
+                tracing::info!(
+                    found = found.len(),
+                    "sitemaps cut short by the invocation deadline"
+                );
+                break;
+            };
+            let Ok(fetched) = fetched else {
                 continue;
             };
             if !(200..300).contains(&fetched.status) {
@@ -638,7 +819,7 @@ fn page_document(job: &CrawlJob, entry: &CrawlUrl, fetched: &Fetched, page: &Pag
         url: Some(fetched.final_url.to_string()),
         markdown: page.markdown.clone(),
         metadata,
-        updated_at: crate::web::rfc3339(now_epoch_seconds()),
+        updated_at: rfc3339(now_epoch_seconds()),
         acl: Vec::new(),
     }
 }

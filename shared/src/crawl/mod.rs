@@ -13,3 +13,4 @@ pub mod scope;
 pub mod setup;
 pub mod sitemap;
 pub mod ssrf;
+pub mod sweep;

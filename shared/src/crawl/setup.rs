@@ -15,6 +15,8 @@ pub const WEBHOOK_SINK_SECRET: &str = "TRIBUTARY_WEBHOOK_SINK_SECRET";
 pub const ALLOW_PRIVATE_NETWORKS: &str = "TRIBUTARY_ALLOW_PRIVATE_NETWORKS";
 pub const MAX_PAGE_BYTES: &str = "TRIBUTARY_CRAWL_MAX_PAGE_BYTES";
 pub const FETCH_TIMEOUT_SECS: &str = "TRIBUTARY_CRAWL_TIMEOUT_SECS";
+/// Minutes-long silence after which the sweeper ends a crawl (see [`super::sweep`]).
+pub const STALL_AFTER_SECS: &str = "TRIBUTARY_CRAWL_STALL_AFTER_SECS";
 /// The embedded crawl queue and its dead-letter queue, in the data directory's queue file.
 pub const LOCAL_QUEUE: &str = "crawl-pages";
 pub const LOCAL_DEAD_LETTER_QUEUE: &str = "crawl-pages-dlq";
@@ -58,6 +60,17 @@ pub fn policy_from_env() -> Result<NetworkPolicy, ConfigError> {
         name: ALLOW_PRIVATE_NETWORKS,
         reason,
     })
+}
+
+/// `TRIBUTARY_CRAWL_STALL_AFTER_SECS`: how long a job may go without progress before the
+/// sweeper ends it (default 30 minutes; at least 60 s).
+pub fn stall_after_from_env() -> Result<Duration, ConfigError> {
+    let default = super::sweep::DEFAULT_STALL_AFTER.as_secs();
+    Ok(Duration::from_secs(number(
+        STALL_AFTER_SECS,
+        default,
+        60..=30 * 24 * 3600,
+    )?))
 }
 
 /// The network policy and fetch limits from the environment.

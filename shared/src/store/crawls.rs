@@ -1,5 +1,7 @@
 //! Crawl jobs (`CRAWL#<id>`/`JOB`), the URLs they have seen (`CRAWL#<id>`/`URL#<sha256>`)
-//! and the robots.txt files they fetched (`CRAWL#<id>`/`ROBOTS#<origin>`).
+//! the robots.txt files they fetched (`CRAWL#<id>`/`ROBOTS#<origin>`) and, per origin, the
+//! next Crawl-delay slot shared by every consumer (`CRAWL#<id>`/`PACE#<origin>`). Active jobs
+//! are also listed in `gsi1` (`CRAWLS#ACTIVE`) so the sweeper can find stalled ones.
 //!
 //! Every URL item is created by a conditional put in the same transaction that counts it on
 //! the job, so a URL is queued once however many pages link to it and however many
@@ -8,12 +10,14 @@
 //! All items expire (TTL) some time after the job was created.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    decode_item, now_epoch_seconds, record_attributes, Item, Key, Query, StoreError, Table, WriteOp,
+    decode_item, now_epoch_seconds, record_attributes, Index, Item, Key, Query, StoreError, Table,
+    WriteOp,
 };
 use crate::crawl::job::{CrawlSpec, JobKind};
 
@@ -23,6 +27,10 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 const MAX_ATTEMPTS: usize = 64;
 /// URL items per transaction; one more slot holds the job.
 const URLS_PER_TRANSACTION: usize = super::MAX_TRANSACTION_OPS - 1;
+/// The `gsi1` partition listing active jobs (an ended job's item drops its index key).
+const ACTIVE_JOBS_INDEX: &str = "CRAWLS#ACTIVE";
+/// Conditional-write rounds when taking a pacing slot before reporting a full wait.
+const PACE_ATTEMPTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +84,9 @@ pub struct CrawlJob {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// Why the job ended when it did not end by itself (the sweeper closed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
     #[serde(skip)]
     pub item_version: u64,
 }
@@ -202,6 +213,15 @@ pub enum CrawlStoreError {
     Finished,
 }
 
+/// What taking an origin's Crawl-delay slot gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaceSlot {
+    /// The caller may request the origin now; the next slot is one delay later.
+    Granted,
+    /// Another consumer holds the origin until this much later.
+    Wait(Duration),
+}
+
 fn job_key(id: &str) -> Key {
     Key::new(format!("CRAWL#{id}"), "JOB")
 }
@@ -214,9 +234,19 @@ fn robots_key(job_id: &str, origin: &str) -> Key {
     Key::new(format!("CRAWL#{job_id}"), format!("ROBOTS#{origin}"))
 }
 
+fn pace_key(job_id: &str, origin: &str) -> Key {
+    Key::new(format!("CRAWL#{job_id}"), format!("PACE#{origin}"))
+}
+
 fn job_item(job: &CrawlJob) -> Result<Item, StoreError> {
     let key = job_key(&job.id);
-    Ok(Item::new(key.clone(), record_attributes(job, &key)?).with_expiry(Some(job.expires_at())))
+    let item =
+        Item::new(key.clone(), record_attributes(job, &key)?).with_expiry(Some(job.expires_at()));
+    Ok(if job.status.is_active() {
+        item.with_gsi1(Key::new(ACTIVE_JOBS_INDEX, job.id.clone()))
+    } else {
+        item
+    })
 }
 
 fn url_item(job: &CrawlJob, url_key: &str, url: &CrawlUrl) -> Result<Item, StoreError> {
@@ -522,5 +552,135 @@ impl CrawlJobs {
             Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// Takes the origin's next Crawl-delay slot for a request starting at `now_ms` (epoch
+    /// milliseconds): granted when the slot is free, and the next one moves `delay` later.
+    /// A conditional write on one item per (job, origin), so every consumer of the queue,
+    /// in any process, shares the same spacing.
+    pub async fn take_pace_slot(
+        &self,
+        job: &CrawlJob,
+        origin: &str,
+        delay: Duration,
+        now_ms: i64,
+    ) -> Result<PaceSlot, StoreError> {
+        let key = pace_key(&job.id, origin);
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        for _ in 0..PACE_ATTEMPTS {
+            let current = self.table.get(&key).await?;
+            let next_at = current
+                .as_ref()
+                .and_then(|item| item.attributes.get("next_at_ms"))
+                .and_then(Value::as_i64);
+            if let Some(next_at) = next_at.filter(|next_at| *next_at > now_ms) {
+                return Ok(PaceSlot::Wait(Duration::from_millis(
+                    (next_at - now_ms).unsigned_abs(),
+                )));
+            }
+            let mut attributes = super::Attributes::new();
+            attributes.insert("next_at_ms".into(), now_ms.saturating_add(delay_ms).into());
+            let item = Item::new(key.clone(), attributes).with_expiry(Some(job.expires_at()));
+            let written = match &current {
+                Some(current) => self.table.update_if_version(item, current.version).await,
+                None => self.table.put_if_absent(item).await,
+            };
+            match written {
+                Ok(()) => return Ok(PaceSlot::Granted),
+                // Another consumer took the slot: read when the next one is.
+                Err(StoreError::ConditionFailed) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(PaceSlot::Wait(delay))
+    }
+
+    /// Active jobs (queued or running), a page at a time. The index is eventually
+    /// consistent: read the job itself before acting on it.
+    pub async fn active(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<CrawlJob>, Option<String>), StoreError> {
+        let page = self
+            .table
+            .query(
+                Query::new(ACTIVE_JOBS_INDEX, "")
+                    .on(Index::Gsi1)
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        let mut jobs = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            let (mut job, version): (CrawlJob, u64) = decode_item(item)?;
+            job.item_version = version;
+            jobs.push(job);
+        }
+        Ok((jobs, page.next))
+    }
+
+    /// Ends a stalled job: each URL still queued becomes failed with `reason` (counted like
+    /// any outcome, so `processed` reaches `queued` and the counters stay exact), and the
+    /// job records why it ended. Returns the job afterwards.
+    pub async fn abandon(&self, job_id: &str, reason: &str) -> Result<CrawlJob, CrawlStoreError> {
+        let mut abandoned = 0;
+        let mut cursor = None;
+        loop {
+            let page = self
+                .table
+                .query(
+                    Query::new(format!("CRAWL#{job_id}"), "URL#")
+                        .limit(super::MAX_PAGE_SIZE)
+                        .after(cursor),
+                )
+                .await?;
+            for item in page.items {
+                let url_key = item.key.sk.trim_start_matches("URL#").to_owned();
+                let (url, _): (CrawlUrl, u64) = decode_item(item)?;
+                if !url.is_queued() {
+                    continue;
+                }
+                let finished = self
+                    .finish(job_id, &url_key, Outcome::Failed, 0, |url| {
+                        url.reason = Some(reason.to_owned());
+                    })
+                    .await?;
+                abandoned += usize::from(finished.is_some());
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        self.close(job_id, reason, abandoned).await
+    }
+
+    /// Records `reason` on the job and fails it if it is still active (its counters claim
+    /// pending URLs that have no item). A job that ended by itself meanwhile is left alone.
+    async fn close(
+        &self,
+        job_id: &str,
+        reason: &str,
+        abandoned: usize,
+    ) -> Result<CrawlJob, CrawlStoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut job = self.get(job_id).await?.ok_or(CrawlStoreError::NotFound)?;
+            if !job.status.is_active() && abandoned == 0 {
+                return Ok(job);
+            }
+            let now = now_epoch_seconds();
+            if job.status.is_active() {
+                job.status = JobStatus::Failed;
+                job.finished_at = Some(now);
+            }
+            job.end_reason = Some(reason.to_owned());
+            job.updated_at = now;
+            match self.save_job(&job).await {
+                Ok(saved) => return Ok(saved),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CrawlStoreError::Contention)
     }
 }

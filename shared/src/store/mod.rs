@@ -272,9 +272,7 @@ pub(crate) fn decode_page<T: serde::de::DeserializeOwned>(
     Ok((records, page.next))
 }
 
-pub fn now_epoch_seconds() -> i64 {
-    chrono::Utc::now().timestamp()
-}
+pub use crate::time::now_epoch_seconds;
 
 #[cfg_attr(not(any(feature = "dynamodb", feature = "embedded")), allow(dead_code))]
 fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
