@@ -1,6 +1,7 @@
 mod confluence_connector;
 mod crawl;
 mod crawl_cloud;
+mod crawl_pacing;
 mod github_signin;
 mod identity;
 mod jira_connector;

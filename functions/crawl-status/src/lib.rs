@@ -78,6 +78,7 @@ fn job_view(job: &CrawlJob) -> Value {
         "finished_at": job.finished_at.map(rfc3339),
         "counters": job.counters,
         "pending": job.counters.pending(),
+        "end_reason": job.end_reason,
     })
 }
 
