@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tributary::queue::{create_queue_with_dlq, Queue, SqsQueue};
-use tributary::store::connectors::{RunStatus, SourceKind};
+use tributary::store::connectors::{LeaseClaim, RunStatus, SourceKind};
 use tributary::store::Table;
 use tributary::sync::{SyncEngine, SyncMessage, SyncOutcome, SyncQueues};
 use tributary_e2e::app::{
@@ -312,11 +312,14 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
     let out = temp_dir("sync-lease");
     let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
     let far = tributary::store::now_epoch_seconds() + 600;
-    assert!(engine
-        .connectors
-        .acquire_lease(&id, "another-sync", far)
-        .await
-        .expect("lease"));
+    assert!(matches!(
+        engine
+            .connectors
+            .acquire_lease(&id, "another-sync", far, None)
+            .await
+            .expect("lease"),
+        LeaseClaim::Acquired { .. }
+    ));
     jira.clear_requests();
     let outcome = engine
         .run(
@@ -325,7 +328,10 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
         )
         .await
         .expect("run");
-    assert_eq!(outcome, SyncOutcome::LeaseBusy);
+    assert!(
+        matches!(&outcome, SyncOutcome::LeaseBusy(lease) if lease.holder == "another-sync" && lease.until == far),
+        "{outcome:?}"
+    );
     assert!(
         jira.requests().is_empty(),
         "nothing fetched while another sync runs"
@@ -333,7 +339,7 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
     // Two triggers at once: exactly one of them syncs.
     engine
         .connectors
-        .release_lease(&id, "another-sync")
+        .release_lease(&id, "another-sync", None)
         .await
         .expect("release");
     let message = SyncMessage::new(&id, "manual");
@@ -349,7 +355,7 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
         .count();
     let busy = outcomes
         .iter()
-        .filter(|o| **o == SyncOutcome::LeaseBusy)
+        .filter(|o| matches!(o, SyncOutcome::LeaseBusy(_)))
         .count();
     assert_eq!((synced, busy), (1, 1), "{outcomes:?}");
 }
