@@ -179,6 +179,16 @@ pub enum LeaseClaim {
     Busy(Lease),
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerSlot {
+    /// Trigger now.
+    Now,
+    /// Trigger once at this time (epoch s), the end of the current window.
+    Trailing(i64),
+    /// A trigger is already planned: nothing to do.
+    Coalesced,
+}
+
 fn lease_key(connector_id: &str) -> Key {
     Key::new(state_pk(connector_id), "LEASE")
 }
@@ -459,6 +469,71 @@ impl Connectors {
         self.update_lease(connector_id, holder, &released)
             .await
             .map(|_| ())
+    }
+
+    /// Remembers a webhook delivery (`DELIVERY#<id>`, TTL `expires_at`); `false` when it
+    /// was seen before: a replay.
+    pub async fn record_delivery(
+        &self,
+        connector_id: &str,
+        delivery: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let key = Key::new(state_pk(connector_id), format!("DELIVERY#{delivery}"));
+        let item = Item::new(key, Attributes::new()).with_expiry(Some(expires_at));
+        match self.table.put_if_absent(item).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Forgets a delivery whose trigger could not be enqueued, so the provider's retry counts.
+    pub async fn forget_delivery(
+        &self,
+        connector_id: &str,
+        delivery: &str,
+    ) -> Result<(), StoreError> {
+        self.table
+            .delete(&Key::new(
+                state_pk(connector_id),
+                format!("DELIVERY#{delivery}"),
+            ))
+            .await
+    }
+
+    /// The per-connector webhook trigger slot (`TRIGGER_SLOT`, live until `window_end`):
+    /// [`TriggerSlot::Now`] for the first trigger of a window, [`TriggerSlot::Trailing`]
+    /// (with the window's end) for the first one after it, so a change made while the
+    /// first sync ran is still picked up, and [`TriggerSlot::Coalesced`] for the rest.
+    pub async fn take_trigger_slot(
+        &self,
+        connector_id: &str,
+        window_end: i64,
+    ) -> Result<TriggerSlot, StoreError> {
+        let key = Key::new(state_pk(connector_id), "TRIGGER_SLOT");
+        let mut attributes = Attributes::new();
+        attributes.insert("trailing".into(), false.into());
+        let fresh = Item::new(key.clone(), attributes).with_expiry(Some(window_end));
+        match self.table.put_if_absent(fresh).await {
+            Ok(()) => return Ok(TriggerSlot::Now),
+            Err(StoreError::ConditionFailed) => {}
+            Err(error) => return Err(error),
+        }
+        let Some(mut slot) = self.table.get(&key).await? else {
+            return Ok(TriggerSlot::Coalesced);
+        };
+        if slot.attributes.get("trailing").and_then(Value::as_bool) != Some(false) {
+            return Ok(TriggerSlot::Coalesced);
+        }
+        let expected = slot.version;
+        let end = slot.expires_at.unwrap_or(window_end);
+        slot.attributes.insert("trailing".into(), true.into());
+        match self.table.update_if_version(slot, expected).await {
+            Ok(()) => Ok(TriggerSlot::Trailing(end)),
+            Err(StoreError::ConditionFailed) => Ok(TriggerSlot::Coalesced),
+            Err(error) => Err(error),
+        }
     }
 
     pub async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {

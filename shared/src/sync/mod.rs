@@ -337,6 +337,44 @@ impl SyncEngine {
         )?)
     }
 
+    /// Deletes a connector and its sync state (checkpoint, lease, runs, document map,
+    /// webhook deliveries). With `purge`, first removes its documents from the sink (found
+    /// through the document map), so a failing sink leaves the connector in place to retry.
+    /// Returns how many documents were purged.
+    pub async fn delete_connector(
+        &self,
+        record: &ConnectorRecord,
+        purge: bool,
+    ) -> Result<usize, SyncError> {
+        let purged = if purge {
+            self.purge_documents(record).await?
+        } else {
+            0
+        };
+        self.connectors.delete(record).await?;
+        let state = self.connectors.delete_state(&record.id).await?;
+        tracing::info!(connector_id = %record.id, purged, state, "connector state deleted");
+        Ok(purged)
+    }
+
+    async fn purge_documents(&self, record: &ConnectorRecord) -> Result<usize, SyncError> {
+        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let mut purged = 0;
+        let mut cursor = None;
+        loop {
+            let (entries, next) = self.connectors.documents(&record.id, cursor).await?;
+            let ids: Vec<String> = entries.into_iter().map(|e| e.document_id).collect();
+            if !ids.is_empty() {
+                sink.delete(&ids).await?;
+                purged += ids.len();
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(purged),
+            }
+        }
+    }
+
     /// Handles one sync message until `deadline`; a busy lease is reported, not retried.
     pub async fn run(
         &self,

@@ -37,6 +37,11 @@ pub const SLACK_SIGNATURE_HEADER: &str = "X-Slack-Signature";
 pub const GENERIC_TIMESTAMP_HEADER: &str = webhook::TIMESTAMP_HEADER;
 pub const GENERIC_SIGNATURE_HEADER: &str = webhook::SIGNATURE_HEADER;
 
+/// GitHub's per-delivery GUID (unchanged when a delivery is redelivered).
+pub const GITHUB_DELIVERY_HEADER: &str = "X-GitHub-Delivery";
+/// Jira Cloud's per-delivery id, unique within the site and unchanged across retries.
+pub const JIRA_DELIVERY_HEADER: &str = "X-Atlassian-Webhook-Identifier";
+
 /// Bytes in an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
 
@@ -142,6 +147,32 @@ pub fn verify_generic(
     } else {
         Err(SignatureError::Mismatch)
     }
+}
+
+/// What identifies a delivery of the untimestamped schemes (Jira, GitHub), so a captured
+/// one cannot trigger again: the provider's delivery id, else the SHA-256 of the signed
+/// body (a provider never sends the same body twice: it carries the event's time). `None`
+/// for the timestamped schemes, whose signatures expire.
+pub fn delivery_key(
+    scheme: WebhookScheme,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<String> {
+    use sha2::Digest as _;
+    let header = match scheme {
+        WebhookScheme::Jira => JIRA_DELIVERY_HEADER,
+        WebhookScheme::Github => GITHUB_DELIVERY_HEADER,
+        WebhookScheme::Slack | WebhookScheme::Generic => return None,
+    };
+    let id = headers
+        .get(header)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= 200);
+    Some(match id {
+        Some(id) => format!("id:{}", hex::encode(Sha256::digest(id.as_bytes()))),
+        None => format!("body:{}", hex::encode(Sha256::digest(body))),
+    })
 }
 
 fn hub_signature(
