@@ -634,4 +634,32 @@ mod tests {
             "signature timestamp is outside the allowed window"
         );
     }
+
+    #[test]
+    fn deliveries_are_keyed_by_the_providers_id_else_by_the_body() {
+        let jira = headers(&[("x-atlassian-webhook-identifier", b"a1b2")]);
+        let github = headers(&[("x-github-delivery", b"a1b2")]);
+        let key = |scheme, headers: &HeaderMap, body: &[u8]| delivery_key(scheme, headers, body);
+        // The id wins over the body: a retry of one delivery is the same delivery.
+        assert_eq!(
+            key(WebhookScheme::Jira, &jira, b"one"),
+            key(WebhookScheme::Jira, &jira, b"two")
+        );
+        assert_eq!(
+            key(WebhookScheme::Github, &github, b"x"),
+            key(WebhookScheme::Jira, &jira, b"y")
+        );
+        let bare = HeaderMap::new();
+        assert_eq!(
+            key(WebhookScheme::Jira, &bare, b"one"),
+            key(WebhookScheme::Jira, &bare, b"one")
+        );
+        assert_ne!(
+            key(WebhookScheme::Jira, &bare, b"one"),
+            key(WebhookScheme::Jira, &bare, b"two")
+        );
+        // Timestamped schemes expire by themselves.
+        assert_eq!(key(WebhookScheme::Slack, &jira, b"one"), None);
+        assert_eq!(key(WebhookScheme::Generic, &jira, b"one"), None);
+    }
 }
