@@ -1349,3 +1349,55 @@ async fn deleting_a_connector_deletes_its_state_and_purge_removes_its_documents(
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_cut_off_by_stopping_serve_resumes_by_itself_after_restart() {
+    let jira = FakeJira::start(120).await;
+    jira.set_page_delay(Duration::from_millis(250));
+    let data_dir = temp_dir("serve-stop");
+    let out = temp_dir("serve-stop-out");
+    let (_, id) = local_connector(&data_dir, &jira, &out).await;
+    let start = || {
+        let (services, _) = tributary_local::local_services(&data_dir).expect("services");
+        let (engine, queue) =
+            tributary_local::sync::local_sync_engine(&services, &data_dir, true).expect("engine");
+        let engine = Arc::new(engine.with_lease_ttl(Duration::from_secs(3)));
+        (engine, queue)
+    };
+    let (engine, queue) = start();
+    engine
+        .queues
+        .enqueue(SourceKind::Jira, &SyncMessage::new(&id, "manual"))
+        .await
+        .expect("enqueue");
+    let workers = tributary_local::sync::spawn_sync_workers(engine.clone(), queue.clone(), 1);
+    wait_for("a partial sync", || markdown_files(&out) >= 30).await;
+    // `serve` stops mid-sync: its workers vanish without releasing anything.
+    for worker in workers {
+        worker.abort();
+        let _ = worker.await;
+    }
+    drop((engine, queue));
+    jira.set_page_delay(Duration::ZERO);
+
+    let (engine, queue) = start();
+    let _workers = tributary_local::sync::spawn_sync_workers(engine.clone(), queue, 1);
+    let bound = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let (runs, _) = engine.connectors.runs(&id, 10, None).await.expect("runs");
+        if runs
+            .last()
+            .is_some_and(|run| run.status == RunStatus::Completed)
+        {
+            break runs;
+        }
+        assert!(Instant::now() < bound, "the sync never resumed: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        runs_by_status(&runs),
+        vec![RunStatus::Interrupted, RunStatus::Completed]
+    );
+    assert_eq!(delivered(&out), expected(&jira));
+    assert_eq!(markdown_files(&out), 120);
+}
