@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tributary::queue::{create_queue_with_dlq, Queue, SqsQueue};
-use tributary::store::connectors::{RunStatus, SourceKind};
+use tributary::store::connectors::{LeaseClaim, RunStatus, SourceKind};
 use tributary::store::Table;
 use tributary::sync::{SyncEngine, SyncMessage, SyncOutcome, SyncQueues};
 use tributary_e2e::app::{
@@ -312,11 +312,14 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
     let out = temp_dir("sync-lease");
     let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
     let far = tributary::store::now_epoch_seconds() + 600;
-    assert!(engine
-        .connectors
-        .acquire_lease(&id, "another-sync", far)
-        .await
-        .expect("lease"));
+    assert!(matches!(
+        engine
+            .connectors
+            .acquire_lease(&id, "another-sync", far, None)
+            .await
+            .expect("lease"),
+        LeaseClaim::Acquired { .. }
+    ));
     jira.clear_requests();
     let outcome = engine
         .run(
@@ -325,7 +328,10 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
         )
         .await
         .expect("run");
-    assert_eq!(outcome, SyncOutcome::LeaseBusy);
+    assert!(
+        matches!(&outcome, SyncOutcome::LeaseBusy(lease) if lease.holder == "another-sync" && lease.until == far),
+        "{outcome:?}"
+    );
     assert!(
         jira.requests().is_empty(),
         "nothing fetched while another sync runs"
@@ -333,7 +339,7 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
     // Two triggers at once: exactly one of them syncs.
     engine
         .connectors
-        .release_lease(&id, "another-sync")
+        .release_lease(&id, "another-sync", None)
         .await
         .expect("release");
     let message = SyncMessage::new(&id, "manual");
@@ -349,7 +355,7 @@ async fn a_busy_lease_makes_the_second_trigger_exit_without_fetching() {
         .count();
     let busy = outcomes
         .iter()
-        .filter(|o| **o == SyncOutcome::LeaseBusy)
+        .filter(|o| matches!(o, SyncOutcome::LeaseBusy(_)))
         .count();
     assert_eq!((synced, busy), (1, 1), "{outcomes:?}");
 }
@@ -701,4 +707,697 @@ async fn sources_and_sinks_on_private_addresses_are_refused_by_default() {
         .await
         .expect("list");
     assert!(listed.is_empty());
+}
+
+// --- continuations, busy leases, heartbeats, interrupted runs -------------------------------
+
+/// One consumer of the sync queue, like one Lambda instance: handles a message at a time
+/// until the connector has a run and none is `running`, and the queue is empty.
+async fn consume(engine: Arc<SyncEngine>, queue: Arc<dyn Queue>, id: String) -> Vec<SyncOutcome> {
+    let bound = Instant::now() + Duration::from_secs(60);
+    let mut outcomes = Vec::new();
+    while Instant::now() < bound {
+        let received = queue
+            .receive(1, Duration::from_secs(60), Duration::from_millis(100))
+            .await
+            .expect("receive");
+        let Some(received) = received.into_iter().next() else {
+            let (runs, _) = engine.connectors.runs(&id, 100, None).await.expect("runs");
+            if !runs.is_empty() && runs.iter().all(|run| run.status != RunStatus::Running) {
+                return outcomes;
+            }
+            continue;
+        };
+        let message: SyncMessage = serde_json::from_str(&received.body).expect("message");
+        let outcome = engine
+            .handle(&message, Instant::now() + Duration::from_secs(60))
+            .await
+            .expect("handle");
+        outcomes.push(outcome);
+        queue
+            .delete(&received.receipt_handle)
+            .await
+            .expect("delete");
+    }
+    panic!("the sync did not settle in time: {outcomes:?}");
+}
+
+/// A queue whose sender waits until its message has been received: the sending engine is
+/// still inside its invocation (it has not released anything yet) when the other engine
+/// gets the continuation — the race of two Lambda instances, made certain.
+struct RacingQueue {
+    inner: Arc<dyn Queue>,
+    sent: std::sync::atomic::AtomicUsize,
+    received: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Queue for RacingQueue {
+    async fn send_batch_delayed(
+        &self,
+        bodies: Vec<String>,
+        delay: Duration,
+    ) -> Result<Vec<String>, tributary::queue::QueueError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let count = bodies.len();
+        let ids = self.inner.send_batch_delayed(bodies, delay).await?;
+        let sent = self.sent.fetch_add(count, SeqCst) + count;
+        let bound = Instant::now() + Duration::from_secs(5);
+        while delay.is_zero() && self.received.load(SeqCst) < sent && Instant::now() < bound {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(ids)
+    }
+
+    async fn receive(
+        &self,
+        max: u32,
+        visibility_timeout: Duration,
+        wait: Duration,
+    ) -> Result<Vec<tributary::queue::ReceivedMessage>, tributary::queue::QueueError> {
+        let messages = self.inner.receive(max, visibility_timeout, wait).await?;
+        self.received
+            .fetch_add(messages.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(messages)
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), tributary::queue::QueueError> {
+        self.inner.delete(receipt_handle).await
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), tributary::queue::QueueError> {
+        self.inner.change_visibility(receipt_handle, timeout).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_racing_on_one_queue_never_drop_a_continuation() {
+    let jira = FakeJira::start(200).await;
+    let table = embedded_table();
+    let (mut first, inner) = sync_engine(table.clone());
+    let (mut second, _) = sync_engine(table);
+    let queue: Arc<dyn Queue> = Arc::new(RacingQueue {
+        inner,
+        sent: Default::default(),
+        received: Default::default(),
+    });
+    first.queues = SyncQueues::shared(queue.clone());
+    second.queues = first.queues.clone();
+    // A margin longer than the deadline: every invocation pulls one batch and continues.
+    let margin = Duration::from_secs(600);
+    let first = Arc::new(first.with_safety_margin(margin));
+    let second = Arc::new(second.with_safety_margin(margin));
+    let out = temp_dir("sync-race");
+    let id = create_direct(&first, jira_request(&jira, directory(&out), json!({}))).await;
+    first
+        .queues
+        .enqueue(SourceKind::Jira, &SyncMessage::new(&id, "manual"))
+        .await
+        .expect("enqueue");
+    let (a, b) = tokio::join!(
+        tokio::spawn(consume(first.clone(), queue.clone(), id.clone())),
+        tokio::spawn(consume(second.clone(), queue.clone(), id.clone())),
+    );
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    let continued = |outcomes: &[SyncOutcome]| {
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, SyncOutcome::Continued(_) | SyncOutcome::Finished(_)))
+            .count()
+    };
+    assert!(
+        continued(&a) > 0 && continued(&b) > 0,
+        "both engines served the run: {a:?} {b:?}"
+    );
+    let (runs, _) = first.connectors.runs(&id, 100, None).await.expect("runs");
+    assert_eq!(runs.len(), 1, "one run across every continuation: {runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Completed);
+    assert_eq!(runs[0].counts.added, 200);
+    assert!(runs[0].invocations >= 5, "{}", runs[0].invocations);
+    assert_eq!(delivered(&out), expected(&jira));
+    let lease = first.connectors.lease(&id).await.expect("lease");
+    assert!(lease.is_none_or(|lease| !lease.is_live(tributary::store::now_epoch_seconds())));
+}
+
+#[tokio::test]
+async fn a_message_meeting_a_busy_lease_comes_back_later_and_runs() {
+    let jira = FakeJira::start(20).await;
+    let (engine, queue) = sync_engine(embedded_table());
+    let out = temp_dir("sync-deferred");
+    let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
+    let until = tributary::store::now_epoch_seconds() + 2;
+    engine
+        .connectors
+        .acquire_lease(&id, "a-crashed-sync", until, None)
+        .await
+        .expect("lease");
+    let outcome = engine
+        .handle(
+            &SyncMessage::new(&id, "webhook"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .expect("handle");
+    let SyncOutcome::Deferred(delay) = outcome else {
+        panic!("deferred, not dropped: {outcome:?}");
+    };
+    assert!(
+        delay >= Duration::from_secs(3) && delay <= Duration::from_secs(10),
+        "{delay:?}"
+    );
+    assert!(
+        queue
+            .receive(1, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "not retried hot"
+    );
+    let received = queue
+        .receive(1, Duration::from_secs(60), delay + Duration::from_secs(5))
+        .await
+        .expect("receive");
+    let message: SyncMessage = serde_json::from_str(&received[0].body).expect("message");
+    assert_eq!((message.trigger.as_str(), message.attempt), ("webhook", 1));
+    let outcome = engine
+        .handle(&message, Instant::now() + Duration::from_secs(60))
+        .await
+        .expect("handle");
+    assert!(matches!(outcome, SyncOutcome::Finished(_)), "{outcome:?}");
+    assert_eq!(delivered(&out), expected(&jira));
+}
+
+#[tokio::test]
+async fn the_heartbeat_keeps_a_short_lease_while_a_long_sync_runs() {
+    let jira = FakeJira::start(60).await;
+    jira.set_page_delay(Duration::from_millis(400));
+    let (engine, _queue) = sync_engine(embedded_table());
+    let engine = Arc::new(engine.with_lease_ttl(Duration::from_secs(3)));
+    let out = temp_dir("sync-heartbeat");
+    let mut request = jira_request(&jira, directory(&out), json!({}));
+    request["config"]["batch_size"] = json!(5);
+    let id = create_direct(&engine, request).await;
+    let running = {
+        let engine = engine.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            engine
+                .run(
+                    &SyncMessage::new(&id, "manual"),
+                    Instant::now() + Duration::from_secs(120),
+                )
+                .await
+        })
+    };
+    // Well past the 3 s TTL, the lease is still held: a second trigger stays out.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) && !running.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!running.is_finished(), "the slow sync should still run");
+    let busy = engine
+        .run(
+            &SyncMessage::new(&id, "manual"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .expect("run");
+    let SyncOutcome::LeaseBusy(lease) = busy else {
+        panic!("the heartbeat renewed the lease: {busy:?}");
+    };
+    assert!(lease.run.is_some(), "the lease names the run it serves");
+    let outcome = running.await.expect("join").expect("sync");
+    assert!(matches!(outcome, SyncOutcome::Finished(_)), "{outcome:?}");
+    assert_eq!(delivered(&out), expected(&jira));
+}
+
+#[tokio::test]
+async fn a_run_left_running_by_a_dead_holder_is_closed_as_interrupted() {
+    let jira = FakeJira::start(30).await;
+    let (engine, _queue) = sync_engine(embedded_table());
+    let out = temp_dir("sync-stale");
+    let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
+    // A holder that started a run and died: its run stays `running`, its lease expired.
+    let stale = tributary::store::connectors::RunRecord {
+        id: "dead-run".into(),
+        connector_id: id.clone(),
+        trigger: "manual".into(),
+        status: RunStatus::Running,
+        counts: Default::default(),
+        errors: Vec::new(),
+        invocations: 1,
+        pruned: None,
+        started_at: tributary::store::now_epoch_seconds() - 60,
+        finished_at: None,
+    };
+    engine.connectors.save_run(&stale).await.expect("run");
+    let lease = tributary::store::connectors::Lease {
+        holder: "dead-holder".into(),
+        until: tributary::store::now_epoch_seconds() - 1,
+        run: Some((stale.started_at, stale.id.clone())),
+    };
+    engine
+        .connectors
+        .acquire_lease(&id, "dead-holder", lease.until + 100, None)
+        .await
+        .expect("take");
+    assert!(engine
+        .connectors
+        .update_lease(&id, "dead-holder", &lease)
+        .await
+        .expect("expire"));
+    let outcome = engine
+        .run(
+            &SyncMessage::new(&id, "schedule"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .expect("run");
+    assert!(matches!(outcome, SyncOutcome::Finished(_)), "{outcome:?}");
+    let closed = engine
+        .connectors
+        .run(&id, stale.started_at, &stale.id)
+        .await
+        .expect("read")
+        .expect("stale run");
+    assert_eq!(closed.status, RunStatus::Interrupted);
+    assert!(closed.finished_at.is_some());
+    let value = serde_json::to_value(&closed).expect("json");
+    assert_eq!(value["status"], "interrupted");
+}
+
+// --- tributary-local sync: kill -9, SIGTERM, LeaseBusy, Gone ---------------------------------
+
+/// The `tributary-local` binary next to this test binary (`cargo build -p tributary-local`).
+fn local_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let binary = dir.join(format!("tributary-local{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p tributary-local` first",
+        binary.display()
+    );
+    binary
+}
+
+fn cli_sync(data_dir: &Path, id: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(local_binary());
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--allow-private-networks")
+        .args(["sync", id])
+        .env("TRIBUTARY_SYNC_LEASE_SECS", "5")
+        .env("RUST_LOG", "warn")
+        .env_remove("TRIBUTARY_ENCRYPTION_KEY")
+        .env_remove("TRIBUTARY_JWT_SECRET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Waits for the CLI off the runtime's threads (the fake Jira serves on them).
+async fn finish_cli(child: std::process::Child) -> (bool, String) {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A connector in `data_dir`'s store, as `tributary-local connectors create` makes it.
+async fn local_connector(data_dir: &Path, jira: &FakeJira, out: &Path) -> (SyncEngine, String) {
+    let (services, _) = tributary_local::local_services(data_dir).expect("services");
+    let (engine, _) =
+        tributary_local::sync::local_sync_engine(&services, data_dir, true).expect("engine");
+    let mut request = jira_request(jira, directory(out), json!({}));
+    request["config"]["batch_size"] = json!(10);
+    let id = create_direct(&engine, request).await;
+    (engine, id)
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let bound = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < bound, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn runs_by_status(runs: &[tributary::store::connectors::RunRecord]) -> Vec<RunStatus> {
+    runs.iter().map(|run| run.status).collect()
+}
+
+fn markdown_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|ext| ext == "md"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_killed_cli_sync_is_reported_busy_then_resumes_exactly_after_the_short_lease() {
+    let jira = FakeJira::start(150).await;
+    jira.set_page_delay(Duration::from_millis(250));
+    let data_dir = temp_dir("cli-kill");
+    let out = temp_dir("cli-kill-out");
+    let (engine, id) = local_connector(&data_dir, &jira, &out).await;
+
+    let mut child = cli_sync(&data_dir, &id).spawn().expect("spawn");
+    wait_for("a partial sync", || markdown_files(&out) >= 30).await;
+    child.kill().expect("kill -9");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+
+    let (ok, text) = finish_cli(cli_sync(&data_dir, &id).spawn().expect("spawn")).await;
+    assert!(!ok, "a busy lease is a failure: {text}");
+    assert!(
+        text.contains("lease holder") && text.contains(" until "),
+        "says who holds the lease and until when: {text}"
+    );
+
+    let (ok, text) = finish_cli(
+        cli_sync(&data_dir, "no-such-connector")
+            .spawn()
+            .expect("spawn"),
+    )
+    .await;
+    assert!(!ok, "an unknown connector is a failure: {text}");
+    assert!(
+        text.contains("no connector with id no-such-connector"),
+        "{text}"
+    );
+
+    // The dead holder stops renewing: its lease lapses within one TTL.
+    let bound = Instant::now() + Duration::from_secs(15);
+    loop {
+        let lease = engine.connectors.lease(&id).await.expect("lease");
+        if lease.is_none_or(|l| !l.is_live(tributary::store::now_epoch_seconds())) {
+            break;
+        }
+        assert!(
+            Instant::now() < bound,
+            "the killed holder's lease never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    jira.set_page_delay(Duration::ZERO);
+    let (ok, text) = finish_cli(cli_sync(&data_dir, &id).spawn().expect("spawn")).await;
+    assert!(ok, "the re-run resumes: {text}");
+    assert!(text.contains("Completed"), "{text}");
+    assert_eq!(delivered(&out), expected(&jira), "nothing lost");
+    assert_eq!(markdown_files(&out), 150, "nothing duplicated");
+    let (runs, _) = engine.connectors.runs(&id, 10, None).await.expect("runs");
+    assert_eq!(
+        runs_by_status(&runs),
+        vec![RunStatus::Interrupted, RunStatus::Completed],
+        "the killed run is closed as interrupted"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_releases_the_lease_so_an_immediate_re_run_finishes_the_sync() {
+    let jira = FakeJira::start(150).await;
+    jira.set_page_delay(Duration::from_millis(250));
+    let data_dir = temp_dir("cli-term");
+    let out = temp_dir("cli-term-out");
+    let (engine, id) = local_connector(&data_dir, &jira, &out).await;
+
+    let child = cli_sync(&data_dir, &id).spawn().expect("spawn");
+    wait_for("a partial sync", || markdown_files(&out) >= 30).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let (ok, text) = finish_cli(child).await;
+    assert!(!ok, "an interrupted sync is not a success: {text}");
+    assert!(text.contains("interrupted"), "{text}");
+    let lease = engine.connectors.lease(&id).await.expect("lease");
+    assert!(
+        lease
+            .as_ref()
+            .is_none_or(|l| !l.is_live(tributary::store::now_epoch_seconds())),
+        "released on SIGTERM: {lease:?}"
+    );
+
+    jira.set_page_delay(Duration::ZERO);
+    let (ok, text) = finish_cli(cli_sync(&data_dir, &id).spawn().expect("spawn")).await;
+    assert!(ok, "an immediate re-run works: {text}");
+    assert_eq!(delivered(&out), expected(&jira));
+    assert_eq!(markdown_files(&out), 150);
+    let (runs, _) = engine.connectors.runs(&id, 10, None).await.expect("runs");
+    assert_eq!(
+        runs_by_status(&runs),
+        vec![RunStatus::Interrupted, RunStatus::Completed]
+    );
+}
+
+// --- webhook replays and bursts; deleting a connector --------------------------------------
+
+async fn webhook_connector(app: &TestApp, jira: &FakeJira, secret: &str) -> (String, String) {
+    let session = app.signed_in("replays@example.com").await;
+    let out = temp_dir("sync-webhook-replay");
+    let body = jira_request(
+        jira,
+        directory(&out),
+        json!({"webhook": {"scheme": "jira", "secret": secret}}),
+    );
+    (create_via_api(app, &session, &body).await, session)
+}
+
+async fn deliver(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+    delivery: &str,
+    payload: &[u8],
+) -> (StatusCode, Value) {
+    status_and_body(
+        app.client
+            .post(app.url(&format!("/webhooks/jira/{id}")))
+            .header("content-type", "application/json")
+            .header("x-hub-signature", jira_signature(secret, payload))
+            .header("x-atlassian-webhook-identifier", delivery)
+            .body(payload.to_vec())
+            .send()
+            .await
+            .expect("webhook"),
+    )
+    .await
+}
+
+async fn visible(queue: &dyn Queue) -> usize {
+    queue
+        .receive(10, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .expect("receive")
+        .len()
+}
+
+#[tokio::test]
+async fn a_replayed_webhook_delivery_enqueues_nothing() {
+    let jira = FakeJira::start(1).await;
+    let app = spawn_app().await;
+    let secret = "a-long-random-webhook-secret";
+    let (id, _) = webhook_connector(&app, &jira, secret).await;
+    let payload = br#"{"webhookEvent": "jira:issue_updated", "timestamp": 1}"#;
+    let (status, answer) = deliver(&app, &id, secret, "delivery-1", payload).await;
+    assert_eq!(
+        (status, &answer["queued"]),
+        (StatusCode::ACCEPTED, &json!(true))
+    );
+    assert_eq!(visible(app.sync_queue.as_ref()).await, 1);
+    // The captured delivery, replayed (and later again): recognised, nothing enqueued.
+    for _ in 0..2 {
+        let (status, answer) = deliver(&app, &id, secret, "delivery-1", payload).await;
+        assert_eq!(
+            (status, &answer["duplicate"]),
+            (StatusCode::OK, &json!(true))
+        );
+    }
+    // Without an id, the same signed body is the same delivery.
+    let bare = br#"{"webhookEvent": "jira:issue_updated", "timestamp": 2}"#;
+    for expected in [StatusCode::ACCEPTED, StatusCode::OK] {
+        let (status, _) = status_and_body(
+            app.client
+                .post(app.url(&format!("/webhooks/jira/{id}")))
+                .header("x-hub-signature", jira_signature(secret, bare))
+                .body(bare.to_vec())
+                .send()
+                .await
+                .expect("webhook"),
+        )
+        .await;
+        assert_eq!(status, expected);
+    }
+    assert_eq!(
+        visible(app.sync_queue.as_ref()).await,
+        0,
+        "nothing more queued"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_webhooks_enqueues_one_sync_now_and_one_after_the_window() {
+    let jira = FakeJira::start(1).await;
+    let app = spawn_app().await;
+    let secret = "a-long-random-webhook-secret";
+    let (id, _) = webhook_connector(&app, &jira, secret).await;
+    let mut answers = Vec::new();
+    for n in 0..6 {
+        let payload = format!(r#"{{"webhookEvent": "jira:issue_updated", "timestamp": {n}}}"#);
+        let (status, answer) =
+            deliver(&app, &id, secret, &format!("burst-{n}"), payload.as_bytes()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answers.push(answer);
+    }
+    let queued_now = answers
+        .iter()
+        .filter(|a| a["queued"] == json!(true) && a.get("coalesced").is_none())
+        .count();
+    let trailing = answers
+        .iter()
+        .filter(|a| a["queued"] == json!(true) && a["coalesced"] == json!(true))
+        .count();
+    let coalesced = answers
+        .iter()
+        .filter(|a| a["queued"] == json!(false))
+        .count();
+    assert_eq!((queued_now, trailing, coalesced), (1, 1, 4), "{answers:?}");
+    assert_eq!(visible(app.sync_queue.as_ref()).await, 1, "one sync now");
+    let delay = answers[1]["delay_secs"].as_u64().expect("delay");
+    assert!(
+        (1..=60).contains(&delay),
+        "the trailing one waits for the window: {delay}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_connector_deletes_its_state_and_purge_removes_its_documents() {
+    let jira = FakeJira::start(25).await;
+    let app = spawn_app().await;
+    let session = app.signed_in("deleting@example.com").await;
+    let mut ids = Vec::new();
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        let out = temp_dir("sync-delete");
+        let id = create_via_api(
+            &app,
+            &session,
+            &jira_request(&jira, directory(&out), json!({})),
+        )
+        .await;
+        sync_now(&app.syncs, app.sync_queue.as_ref(), SourceKind::Jira, &id).await;
+        assert_eq!(markdown_files(&out), 25);
+        ids.push(id);
+        outs.push(out);
+    }
+    let state = |id: String| {
+        let table = app.services.table.clone();
+        async move {
+            table
+                .query(tributary::store::Query::new(format!("CONNECTOR#{id}"), "").limit(1000))
+                .await
+                .expect("query")
+                .items
+                .len()
+        }
+    };
+    assert!(
+        state(ids[0].clone()).await > 25,
+        "checkpoint, lease, run, document map"
+    );
+
+    let response = app
+        .delete(&format!("/connectors/{}", ids[0]), &session)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(state(ids[0].clone()).await, 0, "no state left behind");
+    assert_eq!(
+        markdown_files(&outs[0]),
+        25,
+        "without purge the sink keeps its documents"
+    );
+
+    let response = app
+        .delete(&format!("/connectors/{}?purge=true", ids[1]), &session)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(state(ids[1].clone()).await, 0);
+    assert_eq!(
+        markdown_files(&outs[1]),
+        0,
+        "purge removed its documents from the sink"
+    );
+    let response = app
+        .get(&format!("/connectors/{}", ids[1]), Some(&session))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_cut_off_by_stopping_serve_resumes_by_itself_after_restart() {
+    let jira = FakeJira::start(120).await;
+    jira.set_page_delay(Duration::from_millis(250));
+    let data_dir = temp_dir("serve-stop");
+    let out = temp_dir("serve-stop-out");
+    let (_, id) = local_connector(&data_dir, &jira, &out).await;
+    let start = || {
+        let (services, _) = tributary_local::local_services(&data_dir).expect("services");
+        let (engine, queue) =
+            tributary_local::sync::local_sync_engine(&services, &data_dir, true).expect("engine");
+        let engine = Arc::new(engine.with_lease_ttl(Duration::from_secs(3)));
+        (engine, queue)
+    };
+    let (engine, queue) = start();
+    engine
+        .queues
+        .enqueue(SourceKind::Jira, &SyncMessage::new(&id, "manual"))
+        .await
+        .expect("enqueue");
+    let workers = tributary_local::sync::spawn_sync_workers(engine.clone(), queue.clone(), 1);
+    wait_for("a partial sync", || markdown_files(&out) >= 30).await;
+    // `serve` stops mid-sync: its workers vanish without releasing anything.
+    for worker in workers {
+        worker.abort();
+        let _ = worker.await;
+    }
+    drop((engine, queue));
+    jira.set_page_delay(Duration::ZERO);
+
+    let (engine, queue) = start();
+    let _workers = tributary_local::sync::spawn_sync_workers(engine.clone(), queue, 1);
+    let bound = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let (runs, _) = engine.connectors.runs(&id, 10, None).await.expect("runs");
+        if runs
+            .last()
+            .is_some_and(|run| run.status == RunStatus::Completed)
+        {
+            break runs;
+        }
+        assert!(Instant::now() < bound, "the sync never resumed: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        runs_by_status(&runs),
+        vec![RunStatus::Interrupted, RunStatus::Completed]
+    );
+    assert_eq!(delivered(&out), expected(&jira));
+    assert_eq!(markdown_files(&out), 120);
 }

@@ -163,6 +163,8 @@ struct Inner {
     listing_pages_before_failure: Option<u32>,
     /// Searches that never answer (the client's timeout must fire).
     stall_next: u32,
+    /// Every search answers after this long (a slow site, to interrupt a sync mid-way).
+    page_delay: std::time::Duration,
     /// Serialised issues by (id, requested fields): building them is what a big pull
     /// spends its time on in an unoptimised test build. Dropped when an issue changes.
     rendered: HashMap<(u64, String), String>,
@@ -300,6 +302,7 @@ impl FakeJira {
                 requests: Vec::new(),
                 listing_pages_before_failure: None,
                 stall_next: 0,
+                page_delay: std::time::Duration::ZERO,
                 rendered: HashMap::new(),
             })),
             base_url: Arc::default(),
@@ -394,6 +397,11 @@ impl FakeJira {
     }
 
     /// The next `n` searches never answer.
+    /// Every search request answers after `delay`.
+    pub fn set_page_delay(&self, delay: std::time::Duration) {
+        self.shared.lock().page_delay = delay;
+    }
+
     pub fn stall_next(&self, n: u32) {
         self.shared.lock().stall_next = n;
     }
@@ -751,14 +759,17 @@ async fn search(
     if let Some(refused) = shared.gate(&method, &uri, &headers, "") {
         return refused;
     }
-    let stall = {
+    let (stall, delay) = {
         let mut inner = shared.lock();
         let stall = inner.stall_next > 0;
         inner.stall_next = inner.stall_next.saturating_sub(1);
-        stall
+        (stall, inner.page_delay)
     };
     if stall {
         std::future::pending::<()>().await;
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let params = parse_query(uri.query().unwrap_or_default());
     let param = |name: &str| {

@@ -341,15 +341,36 @@ fn conflict(error: StoreError) -> ApiError {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct DeleteParams {
+    /// Also remove the connector's documents from its sink.
+    #[serde(default)]
+    purge: bool,
+}
+
+/// `DELETE /connectors/{id}[?purge=true]`: the connector and all its sync state; with
+/// `purge`, its documents in the sink first.
 async fn remove(
     State(engine): State<Arc<SyncEngine>>,
     caller: Authenticated,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_scope(scopes::CONNECTORS_WRITE)?;
     let record = owned(&engine, &caller, &id).await?;
-    engine.connectors.delete(&record).await.map_err(conflict)?;
-    tracing::info!(connector_id = %id, "connector deleted");
+    engine
+        .delete_connector(&record, params.purge)
+        .await
+        .map_err(|error| match error {
+            SyncError::Store(error) => conflict(error),
+            SyncError::Sink(error) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "sink_unavailable",
+                format!("the connector's documents could not be removed: {error}"),
+            ),
+            other => sync_error(other),
+        })?;
+    tracing::info!(connector_id = %id, purge = params.purge, "connector deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

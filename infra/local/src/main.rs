@@ -364,9 +364,10 @@ async fn sync(
     // Locally there is no invocation limit: one run to the end (continuations not needed).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
     let outcome = engine
-        .run(
+        .run_until(
             &tributary::sync::SyncMessage::new(connector_id, "manual"),
             deadline,
+            tributary_local::sync::stop_signal(),
         )
         .await?;
     bar.finish_and_clear();
@@ -388,8 +389,24 @@ async fn sync(
             for error in run.errors.iter().take(5) {
                 println!("  {error}");
             }
+            if run.status != tributary::store::connectors::RunStatus::Completed {
+                return Err(format!("the sync of connector {connector_id} failed").into());
+            }
         }
-        other => println!("{other:?}"),
+        tributary::sync::SyncOutcome::LeaseBusy(lease) => {
+            return Err(tributary_local::sync::lease_busy_message(connector_id, &lease).into());
+        }
+        tributary::sync::SyncOutcome::Gone => {
+            return Err(format!("no connector with id {connector_id}").into());
+        }
+        tributary::sync::SyncOutcome::Interrupted(run) => {
+            return Err(format!(
+                "sync interrupted after {} documents; lease released, run again to resume from the checkpoint",
+                run.counts.added + run.counts.updated + run.counts.unchanged
+            )
+            .into());
+        }
+        other => return Err(format!("unexpected outcome: {other:?}").into()),
     }
     Ok(())
 }

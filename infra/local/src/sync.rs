@@ -1,12 +1,19 @@
 //! The local stand-in for the sync queues, the `sync-<source>` Lambdas and the EventBridge
 //! scheduler: workers on one embedded queue for every source, and a scheduler tick.
+//!
+//! Timings: a received message stays hidden for two lease TTLs and the worker keeps
+//! extending that while it works, so after a crash (or `serve` stopped mid-sync) the message
+//! reappears shortly after the dead holder's lease has expired and the sync resumes by
+//! itself from the saved checkpoint.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tributary::crawl::setup::{fetcher_for, policy_from_env, sinks_from_env};
+use tributary::queue::ReceivedMessage;
 use tributary::queue::{EmbeddedDeadLetter, EmbeddedQueue, Queue};
+use tributary::sync::setup::lease_ttl_from_env;
 use tributary::sync::{SyncEngine, SyncMessage, SyncQueues};
 use tributary::vault::{Vault, ENCRYPTION_KEY};
 use tributary::Services;
@@ -63,26 +70,64 @@ pub fn local_sync_engine(
         sinks,
         http,
     )
-    .with_policy(Arc::new(policy));
+    .with_policy(Arc::new(policy))
+    .with_lease_ttl(lease_ttl_from_env()?);
     Ok((engine, queue))
 }
 
 /// Handles one message like a `sync-<source>` invocation; `false` when the queue was idle.
 pub async fn work_on(engine: &SyncEngine, queue: &dyn Queue) -> Result<bool, String> {
+    let hidden = engine.lease_ttl() * 2;
     let messages = queue
-        .receive(1, INVOCATION + Duration::from_secs(60), IDLE_WAIT)
+        .receive(1, hidden, IDLE_WAIT)
         .await
         .map_err(|error| error.to_string())?;
     let Some(message) = messages.into_iter().next() else {
         return Ok(false);
     };
+    let retry = tokio::select! {
+        retry = handle(engine, &message) => retry,
+        never = keep_hidden(queue, &message, hidden) => match never {},
+    };
+    let result = if retry {
+        let backoff = Duration::from_secs(u64::from(message.receive_count.min(10)) * 5);
+        queue
+            .change_visibility(&message.receipt_handle, backoff)
+            .await
+    } else {
+        queue.delete(&message.receipt_handle).await
+    };
+    result.map(|()| true).map_err(|error| error.to_string())
+}
+
+/// Extends the message's visibility every half of `hidden` while it is being handled.
+async fn keep_hidden(
+    queue: &dyn Queue,
+    message: &ReceivedMessage,
+    hidden: Duration,
+) -> std::convert::Infallible {
+    let mut ticks = tokio::time::interval(hidden / 2);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(error) = queue
+            .change_visibility(&message.receipt_handle, hidden)
+            .await
+        {
+            tracing::warn!(%error, "could not extend a sync message's visibility");
+        }
+    }
+}
+
+/// Runs one message; `true` when it should be retried later.
+async fn handle(engine: &SyncEngine, message: &ReceivedMessage) -> bool {
     let parsed: Result<SyncMessage, _> = serde_json::from_str(&message.body);
-    let retry = match parsed {
+    match parsed {
         Err(error) => {
             tracing::warn!(%error, "unreadable sync message");
             true
         }
-        Ok(sync) => match engine.run(&sync, Instant::now() + INVOCATION).await {
+        Ok(sync) => match engine.handle(&sync, Instant::now() + INVOCATION).await {
             Ok(outcome) => {
                 tracing::info!(connector_id = %sync.connector_id, ?outcome, "sync message handled");
                 false
@@ -96,16 +141,7 @@ pub async fn work_on(engine: &SyncEngine, queue: &dyn Queue) -> Result<bool, Str
                 false
             }
         },
-    };
-    let result = if retry {
-        let backoff = Duration::from_secs(u64::from(message.receive_count.min(10)) * 5);
-        queue
-            .change_visibility(&message.receipt_handle, backoff)
-            .await
-    } else {
-        queue.delete(&message.receipt_handle).await
-    };
-    result.map(|()| true).map_err(|error| error.to_string())
+    }
 }
 
 pub fn spawn_sync_workers(
@@ -131,4 +167,46 @@ pub fn spawn_scheduler(engine: Arc<SyncEngine>, every: Duration) -> tokio::task:
             }
         }
     })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM: the CLI's sync then stops, closes its run as
+/// interrupted and releases the lease, so a re-run starts at once.
+pub async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Why a CLI sync did not run: who holds the lease and until when.
+pub fn lease_busy_message(
+    connector_id: &str,
+    lease: &tributary::store::connectors::Lease,
+) -> String {
+    let now = tributary::store::now_epoch_seconds();
+    let until = chrono::DateTime::from_timestamp(lease.until, 0)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| lease.until.to_string());
+    format!(
+        "connector {connector_id} is being synced by another process (lease holder {}) until {until} \
+         (in {} s, unless it renews its lease); try again after that",
+        lease.holder,
+        (lease.until - now).max(0)
+    )
 }

@@ -64,6 +64,8 @@ pub enum RunStatus {
     Running,
     Completed,
     Failed,
+    /// Left `running` by a holder that died (its lease expired); closed by the next holder.
+    Interrupted,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +117,80 @@ pub struct DocumentEntry {
 pub struct Checkpoint {
     pub value: Value,
     pub item_version: u64,
+}
+
+/// A run's key parts: `(started_at, id)`.
+pub type RunRef = (i64, String);
+
+/// The `LEASE` item: one sync per connector at a time. `until` is an attribute rather than
+/// the item's TTL so that an expired lease is still readable: the next holder learns which
+/// run the dead holder was serving.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    /// Epoch seconds; the lease is free from then on.
+    pub until: i64,
+    /// The run the holder serves; kept across hand-overs, cleared when the run ends.
+    #[serde(default)]
+    pub run: Option<RunRef>,
+}
+
+impl Lease {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.until > now
+    }
+
+    fn from_item(item: &Item) -> Self {
+        let attributes = &item.attributes;
+        Self {
+            holder: attributes
+                .get("holder")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            // Leases written before `until` existed expired by item TTL.
+            until: attributes
+                .get("until")
+                .and_then(Value::as_i64)
+                .or(item.expires_at)
+                .unwrap_or(0),
+            run: attributes
+                .get("run")
+                .and_then(|run| serde_json::from_value(run.clone()).ok()),
+        }
+    }
+
+    fn item(&self, key: &Key) -> Item {
+        let mut attributes = Attributes::new();
+        attributes.insert("holder".into(), self.holder.clone().into());
+        attributes.insert("until".into(), self.until.into());
+        if let Some(run) = &self.run {
+            attributes.insert("run".into(), serde_json::json!([run.0, run.1]));
+        }
+        Item::new(key.clone(), attributes)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseClaim {
+    /// Taken; `previous` is the lease item it replaced, if any.
+    Acquired { previous: Option<Lease> },
+    /// Another holder has it (who, and until when).
+    Busy(Lease),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerSlot {
+    /// Trigger now.
+    Now,
+    /// Trigger once at this time (epoch s), the end of the current window.
+    Trailing(i64),
+    /// A trigger is already planned: nothing to do.
+    Coalesced,
+}
+
+fn lease_key(connector_id: &str) -> Key {
+    Key::new(state_pk(connector_id), "LEASE")
 }
 
 fn connector_key(workspace_id: &str, id: &str) -> Key {
@@ -230,6 +306,26 @@ impl Connectors {
             .await
     }
 
+    /// Deletes every `CONNECTOR#<id>` item (checkpoint, lease, runs, document map, webhook
+    /// deliveries), a page at a time; returns how many.
+    pub async fn delete_state(&self, connector_id: &str) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        loop {
+            // Each page is deleted before the next query, so the query restarts at the front.
+            let page = self
+                .table
+                .query(Query::new(state_pk(connector_id), "").limit(100))
+                .await?;
+            if page.items.is_empty() {
+                return Ok(deleted);
+            }
+            for item in page.items {
+                self.table.delete(&item.key).await?;
+                deleted += 1;
+            }
+        }
+    }
+
     // --- sync state -------------------------------------------------------------------
 
     pub async fn checkpoint(&self, connector_id: &str) -> Result<Option<Checkpoint>, StoreError> {
@@ -277,17 +373,114 @@ impl Connectors {
         })
     }
 
-    /// Takes the connector's lease until `expires_at`; `false` when another holder has it.
+    /// Takes the connector's lease until `until` (epoch s) for `holder`: free, expired, or
+    /// handed to `handed_to` (a continuation's one-time token) — one conditional write, so
+    /// exactly one claimant wins. [`LeaseClaim::Acquired`] carries the lease it replaced
+    /// (its `run` may have been left `running` by a dead holder).
     pub async fn acquire_lease(
         &self,
         connector_id: &str,
         holder: &str,
+        until: i64,
+        handed_to: Option<&str>,
+    ) -> Result<LeaseClaim, StoreError> {
+        let key = lease_key(connector_id);
+        let current = self.table.get(&key).await?;
+        let previous = current.as_ref().map(Lease::from_item);
+        let now = now_epoch_seconds();
+        if let Some(lease) = previous.as_ref().filter(|lease| lease.is_live(now)) {
+            if handed_to != Some(lease.holder.as_str()) {
+                return Ok(LeaseClaim::Busy(lease.clone()));
+            }
+        }
+        let claimed = Lease {
+            holder: holder.to_owned(),
+            until,
+            run: previous.as_ref().and_then(|lease| lease.run.clone()),
+        };
+        let written = match &current {
+            None => self.table.put_if_absent(claimed.item(&key)).await,
+            Some(item) => {
+                self.table
+                    .update_if_version(claimed.item(&key), item.version)
+                    .await
+            }
+        };
+        match written {
+            Ok(()) => Ok(LeaseClaim::Acquired { previous }),
+            Err(StoreError::ConditionFailed) => Ok(match self.lease(connector_id).await? {
+                Some(lease) => LeaseClaim::Busy(lease),
+                None => LeaseClaim::Busy(claimed),
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The connector's lease item (live or not).
+    pub async fn lease(&self, connector_id: &str) -> Result<Option<Lease>, StoreError> {
+        Ok(self
+            .table
+            .get(&lease_key(connector_id))
+            .await?
+            .as_ref()
+            .map(Lease::from_item))
+    }
+
+    /// Rewrites `holder`'s lease as `next` (a heartbeat's new `until`, the run it serves, a
+    /// hand-over to a continuation's token, or a release with `until` in the past); `false`
+    /// when `holder` no longer has it.
+    pub async fn update_lease(
+        &self,
+        connector_id: &str,
+        holder: &str,
+        next: &Lease,
+    ) -> Result<bool, StoreError> {
+        let key = lease_key(connector_id);
+        let Some(item) = self.table.get(&key).await? else {
+            return Ok(false);
+        };
+        if Lease::from_item(&item).holder != holder {
+            return Ok(false);
+        }
+        match self
+            .table
+            .update_if_version(next.item(&key), item.version)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Releases the lease if `holder` still has it, remembering `run` when it is unfinished
+    /// (so the next holder can close it as interrupted).
+    pub async fn release_lease(
+        &self,
+        connector_id: &str,
+        holder: &str,
+        run: Option<RunRef>,
+    ) -> Result<(), StoreError> {
+        let released = Lease {
+            holder: holder.to_owned(),
+            until: 0,
+            run,
+        };
+        self.update_lease(connector_id, holder, &released)
+            .await
+            .map(|_| ())
+    }
+
+    /// Remembers a webhook delivery (`DELIVERY#<id>`, TTL `expires_at`); `false` when it
+    /// was seen before: a replay.
+    pub async fn record_delivery(
+        &self,
+        connector_id: &str,
+        delivery: &str,
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let mut attributes = Attributes::new();
-        attributes.insert("holder".into(), holder.into());
-        let item = Item::new(Key::new(state_pk(connector_id), "LEASE"), attributes)
-            .with_expiry(Some(expires_at));
+        let key = Key::new(state_pk(connector_id), format!("DELIVERY#{delivery}"));
+        let item = Item::new(key, Attributes::new()).with_expiry(Some(expires_at));
         match self.table.put_if_absent(item).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
@@ -295,24 +488,50 @@ impl Connectors {
         }
     }
 
-    /// Releases the lease if `holder` still has it.
-    pub async fn release_lease(&self, connector_id: &str, holder: &str) -> Result<(), StoreError> {
-        let key = Key::new(state_pk(connector_id), "LEASE");
-        let Some(item) = self.table.get(&key).await? else {
-            return Ok(());
-        };
-        if item.attributes.get("holder").and_then(Value::as_str) != Some(holder) {
-            return Ok(());
-        }
-        match self
-            .table
-            .transact(vec![WriteOp::DeleteIfVersion {
-                key,
-                expected: item.version,
-            }])
+    /// Forgets a delivery whose trigger could not be enqueued, so the provider's retry counts.
+    pub async fn forget_delivery(
+        &self,
+        connector_id: &str,
+        delivery: &str,
+    ) -> Result<(), StoreError> {
+        self.table
+            .delete(&Key::new(
+                state_pk(connector_id),
+                format!("DELIVERY#{delivery}"),
+            ))
             .await
-        {
-            Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+    }
+
+    /// The per-connector webhook trigger slot (`TRIGGER_SLOT`, live until `window_end`):
+    /// [`TriggerSlot::Now`] for the first trigger of a window, [`TriggerSlot::Trailing`]
+    /// (with the window's end) for the first one after it, so a change made while the
+    /// first sync ran is still picked up, and [`TriggerSlot::Coalesced`] for the rest.
+    pub async fn take_trigger_slot(
+        &self,
+        connector_id: &str,
+        window_end: i64,
+    ) -> Result<TriggerSlot, StoreError> {
+        let key = Key::new(state_pk(connector_id), "TRIGGER_SLOT");
+        let mut attributes = Attributes::new();
+        attributes.insert("trailing".into(), false.into());
+        let fresh = Item::new(key.clone(), attributes).with_expiry(Some(window_end));
+        match self.table.put_if_absent(fresh).await {
+            Ok(()) => return Ok(TriggerSlot::Now),
+            Err(StoreError::ConditionFailed) => {}
+            Err(error) => return Err(error),
+        }
+        let Some(mut slot) = self.table.get(&key).await? else {
+            return Ok(TriggerSlot::Coalesced);
+        };
+        if slot.attributes.get("trailing").and_then(Value::as_bool) != Some(false) {
+            return Ok(TriggerSlot::Coalesced);
+        }
+        let expected = slot.version;
+        let end = slot.expires_at.unwrap_or(window_end);
+        slot.attributes.insert("trailing".into(), true.into());
+        match self.table.update_if_version(slot, expected).await {
+            Ok(()) => Ok(TriggerSlot::Trailing(end)),
+            Err(StoreError::ConditionFailed) => Ok(TriggerSlot::Coalesced),
             Err(error) => Err(error),
         }
     }

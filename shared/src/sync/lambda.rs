@@ -1,5 +1,6 @@
 //! The `sync-<source>` Lambdas' SQS handler: one record per invocation (batch size 1), run
-//! until the invocation's deadline; transient failures are reported so SQS redelivers.
+//! until the invocation's deadline; transient failures are reported so SQS redelivers. A
+//! message that meets a busy lease is sent again with a delay (never dropped).
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ pub async fn handle(engine: &SyncEngine, event: SqsEvent, deadline: Instant) -> 
             Ok(message) => {
                 let span = tracing::info_span!("sync", connector_id = %message.connector_id, trigger = %message.trigger);
                 let _entered = span.enter();
-                match engine.run(&message, deadline).await {
+                match engine.handle(&message, deadline).await {
                     Ok(outcome) => {
                         tracing::info!(?outcome, "sync message handled");
                         false

@@ -1,9 +1,16 @@
 //! The sync engine (DESIGN §3): one message = one invocation of a `sync-<source>` Lambda
-//! (or a local worker). Acquire the connector's lease or exit quietly → load the checkpoint
-//! → pull batches until done or until the deadline nears → after each batch deliver the
-//! changed documents (the document map keeps a content hash per source id) and then save
-//! the checkpoint → not done: enqueue a continuation → release the lease → record the run.
-//! Deletions come from a prune pass over a *complete* slim listing only.
+//! (or a local worker). Acquire the connector's lease (busy: the message comes back later,
+//! delayed, never dropped) → load the checkpoint → pull batches until done or until the
+//! deadline nears → after each batch deliver the changed documents (the document map keeps
+//! a content hash per source id) and then save the checkpoint → not done: hand the lease
+//! to the continuation (a one-time token in the message), then enqueue it → done: release
+//! the lease → record the run. Deletions come from a prune pass over a *complete* slim
+//! listing only.
+//!
+//! The lease is short ([`DEFAULT_LEASE_TTL`]) and renewed by a heartbeat while the sync
+//! runs, so a crashed holder blocks its connector for about one TTL. The lease remembers
+//! the run it serves: the next holder closes a run a dead holder left `running` as
+//! `interrupted`.
 //!
 //! Crash safety: the checkpoint is saved only after its batch is delivered and mapped, and
 //! sinks replace by document id, so a crash anywhere re-delivers at most one batch, never
@@ -14,7 +21,9 @@ pub mod lambda;
 pub mod setup;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -27,8 +36,8 @@ use crate::http::RetryPolicy;
 use crate::queue::{Queue, QueueError};
 use crate::sinks::{Sink, SinkEnvironment, SinkError};
 use crate::store::connectors::{
-    Checkpoint, ConnectorRecord, Connectors, DocumentEntry, RunCounts, RunRecord, RunStatus,
-    SourceKind,
+    Checkpoint, ConnectorRecord, Connectors, DocumentEntry, Lease, LeaseClaim, RunCounts,
+    RunRecord, RunRef, RunStatus, SourceKind,
 };
 use crate::store::{now_epoch_seconds, StoreError, Table};
 use crate::vault::{Vault, VaultError};
@@ -36,9 +45,11 @@ use crate::vault::{Vault, VaultError};
 /// Time kept in reserve before the invocation's deadline: the last batch, the checkpoint,
 /// the continuation and the run record must fit in it.
 pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(20);
-/// A lease outlives the longest invocation (Lambda's 15 minutes), so a crashed holder
-/// blocks its connector at most this long.
-pub const LEASE_SECS: i64 = 16 * 60;
+/// How long a lease lasts without a heartbeat: a crashed holder blocks its connector about
+/// this long. The heartbeat renews it every third of it.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(90);
+/// The longest a busy message waits before it is tried again (SQS's `DelaySeconds` limit).
+pub const MAX_BUSY_DELAY: Duration = Duration::from_secs(900);
 
 /// What a sync queue carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +60,16 @@ pub struct SyncMessage {
     /// Set on continuations: the run they continue (`started_at`, `id`).
     #[serde(default)]
     pub run: Option<(i64, String)>,
+    /// Set on continuations: the one-time token the lease was handed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
+    /// How many times this message met a busy lease (each retry waits longer).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl SyncMessage {
@@ -57,6 +78,8 @@ impl SyncMessage {
             connector_id: connector_id.to_owned(),
             trigger: trigger.to_owned(),
             run: None,
+            lease: None,
+            attempt: 0,
         }
     }
 
@@ -69,12 +92,20 @@ impl SyncMessage {
 pub enum SyncOutcome {
     /// The connector no longer exists.
     Gone,
-    /// Another sync holds the lease; this message is done.
-    LeaseBusy,
+    /// Another sync holds the lease (who, and until when); nothing was done.
+    LeaseBusy(Lease),
+    /// The lease was busy; the message was queued again to run after this delay.
+    Deferred(Duration),
+    /// A continuation of a run that has ended since (completed, or closed as interrupted
+    /// when its lease expired): a later run covers it.
+    Superseded,
     /// The deadline came first; a continuation is queued.
     Continued(RunRecord),
     /// The run finished (completed or failed).
     Finished(RunRecord),
+    /// Stopped from outside (Ctrl-C, SIGTERM): the run is closed as interrupted and the
+    /// lease released, so the next sync starts at once from the saved checkpoint.
+    Interrupted(RunRecord),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +124,9 @@ pub enum SyncError {
     NoQueue(&'static str),
     #[error("address not allowed: {0}")]
     Forbidden(String),
+    /// The heartbeat could not renew the lease: another holder may have it now.
+    #[error("the connector's lease was lost")]
+    LeaseLost,
 }
 
 impl SyncError {
@@ -143,6 +177,32 @@ impl SyncQueues {
         queue.send_batch(vec![message.body()]).await?;
         Ok(())
     }
+
+    /// Like [`SyncQueues::enqueue`], invisible to receivers for `delay`.
+    pub async fn enqueue_delayed(
+        &self,
+        source: SourceKind,
+        message: &SyncMessage,
+        delay: Duration,
+    ) -> Result<(), SyncError> {
+        let queue = self
+            .queues
+            .get(&source)
+            .ok_or(SyncError::NoQueue(source.as_str()))?;
+        queue
+            .send_batch_delayed(vec![message.body()], delay)
+            .await?;
+        Ok(())
+    }
+}
+
+/// How long a message that met `lease` waits: until the lease can have expired, and at
+/// least an exponentially growing floor, so a connector that stays busy costs a message
+/// every few minutes, not a hot loop.
+pub fn busy_delay(lease: &Lease, attempt: u32, now: i64) -> Duration {
+    let until_free = u64::try_from(lease.until.saturating_sub(now)).unwrap_or(0) + 1;
+    let floor = 5u64.saturating_mul(1u64 << attempt.min(10));
+    Duration::from_secs(until_free.max(floor)).min(MAX_BUSY_DELAY)
 }
 
 /// Builds the connector a record describes.
@@ -170,6 +230,7 @@ pub struct SyncEngine {
     http: reqwest::Client,
     retry: RetryPolicy,
     safety_margin: Duration,
+    lease_ttl: Duration,
     progress: Option<Progress>,
     /// Source and sink URLs are user-supplied: checked like crawl targets (IP literals
     /// here; host names by the guarded client's resolver).
@@ -195,6 +256,7 @@ impl SyncEngine {
             http,
             retry: RetryPolicy::default(),
             safety_margin: DEFAULT_SAFETY_MARGIN,
+            lease_ttl: DEFAULT_LEASE_TTL,
             progress: None,
             policy: Arc::new(NetworkPolicy::strict()),
         }
@@ -235,6 +297,16 @@ impl SyncEngine {
         self
     }
 
+    /// The lease's time to live (at least 3 s); the heartbeat renews it every third.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(3));
+        self
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+
     pub fn vault(&self) -> &Vault {
         &self.vault
     }
@@ -265,43 +337,195 @@ impl SyncEngine {
         )?)
     }
 
-    /// Handles one sync message until `deadline`.
+    /// Deletes a connector and its sync state (checkpoint, lease, runs, document map,
+    /// webhook deliveries). With `purge`, first removes its documents from the sink (found
+    /// through the document map), so a failing sink leaves the connector in place to retry.
+    /// Returns how many documents were purged.
+    pub async fn delete_connector(
+        &self,
+        record: &ConnectorRecord,
+        purge: bool,
+    ) -> Result<usize, SyncError> {
+        let purged = if purge {
+            self.purge_documents(record).await?
+        } else {
+            0
+        };
+        self.connectors.delete(record).await?;
+        let state = self.connectors.delete_state(&record.id).await?;
+        tracing::info!(connector_id = %record.id, purged, state, "connector state deleted");
+        Ok(purged)
+    }
+
+    async fn purge_documents(&self, record: &ConnectorRecord) -> Result<usize, SyncError> {
+        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let mut purged = 0;
+        let mut cursor = None;
+        loop {
+            let (entries, next) = self.connectors.documents(&record.id, cursor).await?;
+            let ids: Vec<String> = entries.into_iter().map(|e| e.document_id).collect();
+            if !ids.is_empty() {
+                sink.delete(&ids).await?;
+                purged += ids.len();
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(purged),
+            }
+        }
+    }
+
+    /// Handles one sync message until `deadline`; a busy lease is reported, not retried.
     pub async fn run(
         &self,
         message: &SyncMessage,
         deadline: Instant,
     ) -> Result<SyncOutcome, SyncError> {
+        self.run_until(message, deadline, std::future::pending())
+            .await
+    }
+
+    /// Handles one message from a queue: like [`SyncEngine::run`], but a message that meets
+    /// a busy lease is queued again with a delay ([`busy_delay`]) instead of dropped.
+    pub async fn handle(
+        &self,
+        message: &SyncMessage,
+        deadline: Instant,
+    ) -> Result<SyncOutcome, SyncError> {
+        let outcome = self.run(message, deadline).await?;
+        let SyncOutcome::LeaseBusy(lease) = &outcome else {
+            return Ok(outcome);
+        };
+        let Some(record) = self.connectors.by_id(&message.connector_id).await? else {
+            return Ok(SyncOutcome::Gone);
+        };
+        let delay = busy_delay(lease, message.attempt, now_epoch_seconds());
+        let retry = SyncMessage {
+            attempt: message.attempt.saturating_add(1),
+            ..message.clone()
+        };
+        self.queues
+            .enqueue_delayed(record.source, &retry, delay)
+            .await?;
+        tracing::info!(connector_id = %record.id, delay_secs = delay.as_secs(), "lease busy; message deferred");
+        Ok(SyncOutcome::Deferred(delay))
+    }
+
+    /// Like [`SyncEngine::run`], until `deadline` or until `stop` completes (a signal): then
+    /// the run is closed as interrupted and the lease released.
+    pub async fn run_until(
+        &self,
+        message: &SyncMessage,
+        deadline: Instant,
+        stop: impl Future<Output = ()>,
+    ) -> Result<SyncOutcome, SyncError> {
         let Some(record) = self.connectors.by_id(&message.connector_id).await? else {
             return Ok(SyncOutcome::Gone);
         };
         let holder = uuid::Uuid::now_v7().to_string();
-        let expires = now_epoch_seconds() + LEASE_SECS;
-        if !self
+        let previous = match self
             .connectors
-            .acquire_lease(&record.id, &holder, expires)
+            .acquire_lease(
+                &record.id,
+                &holder,
+                self.lease_until(),
+                message.lease.as_deref(),
+            )
             .await?
         {
-            tracing::info!(connector_id = %record.id, "another sync holds the lease");
-            return Ok(SyncOutcome::LeaseBusy);
+            LeaseClaim::Busy(lease) => {
+                tracing::info!(connector_id = %record.id, until = lease.until, "another sync holds the lease");
+                return Ok(SyncOutcome::LeaseBusy(lease));
+            }
+            LeaseClaim::Acquired { previous } => previous,
+        };
+        let heartbeat =
+            Heartbeat::start(self.connectors.clone(), &record.id, &holder, self.lease_ttl);
+        let result = self
+            .run_leased(&record, message, previous, &heartbeat, deadline, stop)
+            .await;
+        let run = heartbeat.stop().await;
+        self.end_lease(&record, &holder, run, result).await
+    }
+
+    fn lease_until(&self) -> i64 {
+        now_epoch_seconds() + i64::try_from(self.lease_ttl.as_secs()).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Releases the lease — or, for a continuation, hands it to the continuation's token
+    /// first and only then enqueues it, so no other message can take it in between.
+    async fn end_lease(
+        &self,
+        record: &ConnectorRecord,
+        holder: &str,
+        run: Option<RunRef>,
+        result: Result<SyncOutcome, SyncError>,
+    ) -> Result<SyncOutcome, SyncError> {
+        let Ok(SyncOutcome::Continued(continued)) = &result else {
+            // An error may leave the run `running` (its record not saved): the lease keeps
+            // pointing at it so the next holder closes it.
+            let keep = if result.is_err() { run } else { None };
+            let released = self
+                .connectors
+                .release_lease(&record.id, holder, keep)
+                .await;
+            let outcome = result?;
+            released?;
+            return Ok(outcome);
+        };
+        let token = uuid::Uuid::now_v7().to_string();
+        let handed = Lease {
+            holder: token.clone(),
+            until: self.lease_until(),
+            run: run.clone(),
+        };
+        let handed = self
+            .connectors
+            .update_lease(&record.id, holder, &handed)
+            .await?;
+        let continuation = SyncMessage {
+            connector_id: record.id.clone(),
+            trigger: "continuation".into(),
+            run: Some((continued.started_at, continued.id.clone())),
+            lease: handed.then_some(token.clone()),
+            attempt: 0,
+        };
+        if let Err(error) = self.queues.enqueue(record.source, &continuation).await {
+            // Nobody will come with the token: free the lease, remembering the run, and let
+            // this message be retried.
+            self.connectors
+                .release_lease(&record.id, &token, run)
+                .await?;
+            return Err(error);
         }
-        let result = self.run_leased(&record, message, deadline).await;
-        // Released whatever happened: a failed run must not block the next trigger.
-        let released = self.connectors.release_lease(&record.id, &holder).await;
-        let outcome = result?;
-        released?;
-        Ok(outcome)
+        tracing::info!(connector_id = %record.id, "deadline near; continuation queued");
+        result
     }
 
     async fn run_leased(
         &self,
         record: &ConnectorRecord,
         message: &SyncMessage,
+        previous: Option<Lease>,
+        heartbeat: &Heartbeat,
         deadline: Instant,
+        stop: impl Future<Output = ()>,
     ) -> Result<SyncOutcome, SyncError> {
-        let mut run = self.start_run(record, message).await?;
-        let outcome = self
-            .pull_until_done_or_deadline(record, &mut run, deadline)
-            .await;
+        let stale = previous.and_then(|lease| lease.run);
+        let Some(mut run) = self.start_run(record, message, stale).await? else {
+            return Ok(SyncOutcome::Superseded);
+        };
+        heartbeat.serve(&run, self.lease_until()).await?;
+        let outcome = tokio::select! {
+            outcome = self.pull_until_done_or_deadline(record, &mut run, heartbeat, deadline) => outcome,
+            () = stop => {
+                run.status = RunStatus::Interrupted;
+                run.finished_at = Some(now_epoch_seconds());
+                self.connectors.save_run(&run).await?;
+                tracing::info!(connector_id = %record.id, "sync stopped; run interrupted");
+                return Ok(SyncOutcome::Interrupted(run));
+            }
+        };
         match outcome {
             Ok(true) => {
                 self.prune(record, &mut run).await;
@@ -313,13 +537,6 @@ impl SyncEngine {
             }
             Ok(false) => {
                 self.connectors.save_run(&run).await?;
-                let continuation = SyncMessage {
-                    connector_id: record.id.clone(),
-                    trigger: "continuation".into(),
-                    run: Some((run.started_at, run.id.clone())),
-                };
-                self.queues.enqueue(record.source, &continuation).await?;
-                tracing::info!(connector_id = %record.id, "deadline near; continuation queued");
                 Ok(SyncOutcome::Continued(run))
             }
             Err(error) => {
@@ -338,15 +555,30 @@ impl SyncEngine {
         }
     }
 
+    /// The run this message serves: its continuation's run while that is still `running`,
+    /// `None` (superseded) when that run completed or was interrupted, else a new one. `stale` is the run the previous lease served:
+    /// unless this message continues it, its holder died and it is closed as interrupted.
     async fn start_run(
         &self,
         record: &ConnectorRecord,
         message: &SyncMessage,
-    ) -> Result<RunRecord, SyncError> {
+        stale: Option<RunRef>,
+    ) -> Result<Option<RunRecord>, SyncError> {
+        if let Some(stale) = stale.filter(|stale| message.run.as_ref() != Some(stale)) {
+            self.close_interrupted(&record.id, &stale).await?;
+        }
         if let Some((started_at, run_id)) = &message.run {
-            if let Some(mut run) = self.connectors.run(&record.id, *started_at, run_id).await? {
-                run.invocations += 1;
-                return Ok(run);
+            match self.connectors.run(&record.id, *started_at, run_id).await? {
+                Some(mut run) if run.status == RunStatus::Running => {
+                    run.invocations += 1;
+                    return Ok(Some(run));
+                }
+                // Closed as failed by a transient error: this retry starts a new run.
+                Some(run) if run.status == RunStatus::Failed => {}
+                _ => {
+                    tracing::info!(connector_id = %record.id, "continuation of an ended run; skipped");
+                    return Ok(None);
+                }
             }
         }
         let run = RunRecord {
@@ -362,7 +594,22 @@ impl SyncEngine {
             finished_at: None,
         };
         self.connectors.save_run(&run).await?;
-        Ok(run)
+        Ok(Some(run))
+    }
+
+    async fn close_interrupted(&self, connector_id: &str, run: &RunRef) -> Result<(), SyncError> {
+        let Some(mut stale) = self.connectors.run(connector_id, run.0, &run.1).await? else {
+            return Ok(());
+        };
+        if stale.status != RunStatus::Running {
+            return Ok(());
+        }
+        stale.status = RunStatus::Interrupted;
+        stale.finished_at = Some(now_epoch_seconds());
+        stale.note_error("interrupted: its sync stopped without finishing (lease expired)");
+        self.connectors.save_run(&stale).await?;
+        tracing::info!(%connector_id, run_id = %stale.id, "stale run closed as interrupted");
+        Ok(())
     }
 
     /// `Ok(true)` when the source reported done, `Ok(false)` when the deadline came first.
@@ -370,6 +617,7 @@ impl SyncEngine {
         &self,
         record: &ConnectorRecord,
         run: &mut RunRecord,
+        heartbeat: &Heartbeat,
         deadline: Instant,
     ) -> Result<bool, SyncError> {
         let connector = self.connector(record)?;
@@ -396,6 +644,9 @@ impl SyncEngine {
             }
             if done {
                 return Ok(true);
+            }
+            if heartbeat.lost() {
+                return Err(SyncError::LeaseLost);
             }
             if deadline.saturating_duration_since(Instant::now()) <= self.safety_margin {
                 return Ok(false);
@@ -511,5 +762,153 @@ impl SyncEngine {
             run.counts.deleted += 1;
         }
         Ok(())
+    }
+}
+
+/// Renews a lease every third of its TTL while a sync runs, in a task of its own (a batch
+/// can take longer than the TTL). Stopped cooperatively, so no renewal lands after the
+/// lease was handed over or released.
+struct Heartbeat {
+    connectors: Connectors,
+    connector_id: String,
+    holder: String,
+    run: Arc<Mutex<Option<RunRef>>>,
+    lost: Arc<AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(connectors: Connectors, connector_id: &str, holder: &str, ttl: Duration) -> Self {
+        let run = Arc::new(Mutex::new(None));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let (connectors, connector_id, holder) = (
+                connectors.clone(),
+                connector_id.to_owned(),
+                holder.to_owned(),
+            );
+            let (run, lost) = (run.clone(), lost.clone());
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(ttl / 3);
+                ticks.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = &mut stopped => return,
+                    }
+                    let lease = Lease {
+                        holder: holder.clone(),
+                        until: now_epoch_seconds()
+                            + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+                        run: run.lock().map(|run| run.clone()).unwrap_or(None),
+                    };
+                    match connectors
+                        .update_lease(&connector_id, &holder, &lease)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(%connector_id, "lease lost; the sync stops after this batch");
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        // A store hiccup: the lease still has most of its TTL; try again.
+                        Err(error) => tracing::warn!(%connector_id, %error, "lease renewal failed"),
+                    }
+                }
+            })
+        };
+        Self {
+            connectors,
+            connector_id: connector_id.to_owned(),
+            holder: holder.to_owned(),
+            run,
+            lost,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Records the run the lease serves, in the lease item too.
+    async fn serve(&self, run: &RunRecord, until: i64) -> Result<(), SyncError> {
+        let run_ref = (run.started_at, run.id.clone());
+        if let Ok(mut current) = self.run.lock() {
+            *current = Some(run_ref.clone());
+        }
+        let lease = Lease {
+            holder: self.holder.clone(),
+            until,
+            run: Some(run_ref),
+        };
+        if self
+            .connectors
+            .update_lease(&self.connector_id, &self.holder, &lease)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(SyncError::LeaseLost)
+        }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops renewing (waiting for a renewal in flight); returns the run it served.
+    async fn stop(mut self) -> Option<RunRef> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.run.lock().map(|run| run.clone()).unwrap_or(None)
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        // Dropped without `stop` (the sync's future was cancelled): renew no more.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(until: i64) -> Lease {
+        Lease {
+            holder: "h".into(),
+            until,
+            run: None,
+        }
+    }
+
+    #[test]
+    fn a_busy_message_waits_for_the_lease_and_longer_each_attempt_but_at_most_15_minutes() {
+        let now = 1_000;
+        assert_eq!(
+            busy_delay(&lease(now + 60), 0, now),
+            Duration::from_secs(61)
+        );
+        assert_eq!(busy_delay(&lease(now - 5), 0, now), Duration::from_secs(5));
+        assert_eq!(busy_delay(&lease(now), 4, now), Duration::from_secs(80));
+        assert_eq!(busy_delay(&lease(now + 5_000), 0, now), MAX_BUSY_DELAY);
+        assert_eq!(busy_delay(&lease(now), 60, now), MAX_BUSY_DELAY);
+    }
+
+    #[test]
+    fn old_messages_still_parse_and_new_fields_stay_out_of_plain_ones() {
+        let old: SyncMessage =
+            serde_json::from_str(r#"{"connector_id":"c","trigger":"manual","run":null}"#)
+                .expect("old body");
+        assert_eq!(old, SyncMessage::new("c", "manual"));
+        assert!(!old.body().contains("lease") && !old.body().contains("attempt"));
     }
 }

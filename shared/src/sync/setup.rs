@@ -16,6 +16,26 @@ pub fn queue_variable(source: SourceKind) -> String {
     )
 }
 
+/// `TRIBUTARY_SYNC_LEASE_SECS`: a sync lease's time to live (default 90, at least 3); the
+/// heartbeat renews it every third, so a crashed holder blocks its connector about this long.
+pub const LEASE_SECS_VARIABLE: &str = "TRIBUTARY_SYNC_LEASE_SECS";
+
+pub fn lease_ttl_from_env() -> Result<std::time::Duration, ConfigError> {
+    match std::env::var(LEASE_SECS_VARIABLE) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|secs| (3..=3600).contains(secs))
+            .map(std::time::Duration::from_secs)
+            .ok_or(ConfigError::Invalid {
+                name: LEASE_SECS_VARIABLE,
+                reason: "expected whole seconds between 3 and 3600".into(),
+            }),
+        _ => Ok(super::DEFAULT_LEASE_TTL),
+    }
+}
+
 pub fn vault_from_env() -> Result<Vault, ConfigError> {
     Vault::from_env().map_err(|error| ConfigError::Invalid {
         name: ENCRYPTION_KEY,
@@ -50,5 +70,7 @@ pub fn engine_with(table: Arc<dyn Table>, queues: SyncQueues) -> Result<SyncEngi
     // Source base URLs are user-supplied: the SSRF guard applies to them as to crawls.
     let http = fetcher.client().clone();
     let policy = Arc::new(fetcher.policy().clone());
-    Ok(SyncEngine::new(table, queues, vault, sinks, http).with_policy(policy))
+    Ok(SyncEngine::new(table, queues, vault, sinks, http)
+        .with_policy(policy)
+        .with_lease_ttl(lease_ttl_from_env()?))
 }

@@ -37,6 +37,11 @@ pub const SLACK_SIGNATURE_HEADER: &str = "X-Slack-Signature";
 pub const GENERIC_TIMESTAMP_HEADER: &str = webhook::TIMESTAMP_HEADER;
 pub const GENERIC_SIGNATURE_HEADER: &str = webhook::SIGNATURE_HEADER;
 
+/// GitHub's per-delivery GUID (unchanged when a delivery is redelivered).
+pub const GITHUB_DELIVERY_HEADER: &str = "X-GitHub-Delivery";
+/// Jira Cloud's per-delivery id, unique within the site and unchanged across retries.
+pub const JIRA_DELIVERY_HEADER: &str = "X-Atlassian-Webhook-Identifier";
+
 /// Bytes in an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
 
@@ -142,6 +147,32 @@ pub fn verify_generic(
     } else {
         Err(SignatureError::Mismatch)
     }
+}
+
+/// What identifies a delivery of the untimestamped schemes (Jira, GitHub), so a captured
+/// one cannot trigger again: the provider's delivery id, else the SHA-256 of the signed
+/// body (a provider never sends the same body twice: it carries the event's time). `None`
+/// for the timestamped schemes, whose signatures expire.
+pub fn delivery_key(
+    scheme: WebhookScheme,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<String> {
+    use sha2::Digest as _;
+    let header = match scheme {
+        WebhookScheme::Jira => JIRA_DELIVERY_HEADER,
+        WebhookScheme::Github => GITHUB_DELIVERY_HEADER,
+        WebhookScheme::Slack | WebhookScheme::Generic => return None,
+    };
+    let id = headers
+        .get(header)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= 200);
+    Some(match id {
+        Some(id) => format!("id:{}", hex::encode(Sha256::digest(id.as_bytes()))),
+        None => format!("body:{}", hex::encode(Sha256::digest(body))),
+    })
 }
 
 fn hub_signature(
@@ -602,5 +633,33 @@ mod tests {
             SignatureError::Stale.to_string(),
             "signature timestamp is outside the allowed window"
         );
+    }
+
+    #[test]
+    fn deliveries_are_keyed_by_the_providers_id_else_by_the_body() {
+        let jira = headers(&[("x-atlassian-webhook-identifier", b"a1b2")]);
+        let github = headers(&[("x-github-delivery", b"a1b2")]);
+        let key = |scheme, headers: &HeaderMap, body: &[u8]| delivery_key(scheme, headers, body);
+        // The id wins over the body: a retry of one delivery is the same delivery.
+        assert_eq!(
+            key(WebhookScheme::Jira, &jira, b"one"),
+            key(WebhookScheme::Jira, &jira, b"two")
+        );
+        assert_eq!(
+            key(WebhookScheme::Github, &github, b"x"),
+            key(WebhookScheme::Jira, &jira, b"y")
+        );
+        let bare = HeaderMap::new();
+        assert_eq!(
+            key(WebhookScheme::Jira, &bare, b"one"),
+            key(WebhookScheme::Jira, &bare, b"one")
+        );
+        assert_ne!(
+            key(WebhookScheme::Jira, &bare, b"one"),
+            key(WebhookScheme::Jira, &bare, b"two")
+        );
+        // Timestamped schemes expire by themselves.
+        assert_eq!(key(WebhookScheme::Slack, &jira, b"one"), None);
+        assert_eq!(key(WebhookScheme::Generic, &jira, b"one"), None);
     }
 }
