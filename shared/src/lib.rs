@@ -17,7 +17,7 @@ pub mod store;
 #[cfg(feature = "sync")]
 pub mod sync;
 pub mod telemetry;
-#[cfg(feature = "sync")]
+#[cfg(feature = "crawl")]
 pub mod vault;
 pub mod web;
 #[cfg(feature = "sync")]

@@ -124,7 +124,7 @@ async fn a_crawl_runs_on_dynamodb_and_sqs_and_duplicates_change_nothing() {
     let out = temp_dir("crawl-cloud");
     let spec = crawl_request(
         &site.url("/"),
-        Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
+        Some(tributary::sinks::SinkRequest::Directory { path: out.clone() }),
     )
     .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
     .expect("valid");

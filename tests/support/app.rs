@@ -92,7 +92,8 @@ pub async fn spawn_app_with_providers(
 }
 
 /// A crawl engine over `table` and a fresh embedded queue, fetching with `policy`; the
-/// webhook sink signs with [`WEBHOOK_SINK_SECRET`].
+/// operator's webhook secret is [`WEBHOOK_SINK_SECRET`] (pinned to no URL, as a deployment
+/// without pins: sinks bring their own).
 pub fn crawl_engine(
     table: Arc<dyn Table>,
     policy: NetworkPolicy,
@@ -132,6 +133,8 @@ pub fn crawl_engine_with(
         webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
         http: fetcher.client().clone(),
         ragflow_api_key: None,
+        pins: Default::default(),
+        vault: Some(tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key")),
     };
     let engine = CrawlEngine::new(table, queue.clone(), fetcher, sinks);
     (Arc::new(engine), queue)
@@ -171,6 +174,8 @@ pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<d
         webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
         http: fetcher.client().clone(),
         ragflow_api_key: Some(crate::fake_ragflow::API_KEY.to_owned()),
+        pins: Default::default(),
+        vault: None,
     };
     let vault = tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key");
     let retry = tributary::http::RetryPolicy {
@@ -319,7 +324,7 @@ pub async fn status_and_body(response: Response) -> (StatusCode, Value) {
 /// A crawl of `url` with the defaults (sitemap ignored, for predictable page sets).
 pub fn crawl_request(
     url: &str,
-    sink: Option<tributary::sinks::SinkConfig>,
+    sink: Option<tributary::sinks::SinkRequest>,
 ) -> tributary::crawl::job::CrawlRequest {
     tributary::crawl::job::CrawlRequest {
         url: url.to_owned(),

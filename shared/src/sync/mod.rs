@@ -187,6 +187,9 @@ impl SyncEngine {
         sinks: SinkEnvironment,
         http: reqwest::Client,
     ) -> Self {
+        let mut sinks = sinks;
+        // Per-sink credentials are sealed with the connector credentials' key.
+        sinks.vault.get_or_insert_with(|| vault.clone());
         Self {
             connectors: Connectors::new(table),
             queues,
@@ -373,7 +376,11 @@ impl SyncEngine {
         deadline: Instant,
     ) -> Result<bool, SyncError> {
         let connector = self.connector(record)?;
-        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let sink = self.sinks.build_stored(
+            &record.sink,
+            record.sink_secret_sealed.as_deref(),
+            &record.sink_owner(),
+        )?;
         let mut checkpoint = self.connectors.checkpoint(&record.id).await?;
         // At least one batch per invocation, so every continuation makes progress.
         loop {
@@ -501,7 +508,11 @@ impl SyncEngine {
         if gone.is_empty() {
             return Ok(());
         }
-        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let sink = self.sinks.build_stored(
+            &record.sink,
+            record.sink_secret_sealed.as_deref(),
+            &record.sink_owner(),
+        )?;
         let ids: Vec<String> = gone.iter().map(|entry| entry.document_id.clone()).collect();
         sink.delete(&ids).await?;
         for entry in gone {
