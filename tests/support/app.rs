@@ -166,6 +166,14 @@ pub const TEST_ENCRYPTION_KEY: &str =
 /// A sync engine over `table` with one embedded queue for every source; loopback allowed
 /// for webhook sinks and fake providers.
 pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<dyn Queue>) {
+    sync_engine_with_sinks(table, |_| {})
+}
+
+/// [`sync_engine`] with its sink environment changed by `configure` (e.g. operator pins).
+pub fn sync_engine_with_sinks(
+    table: Arc<dyn Table>,
+    configure: impl FnOnce(&mut SinkEnvironment),
+) -> (tributary::sync::SyncEngine, Arc<dyn Queue>) {
     let queue: Arc<dyn Queue> =
         Arc::new(local_queue(&temp_dir("tributary-sync-queue")).expect("open embedded queue"));
     let fetcher = fetcher_for(NetworkPolicy::allow_private()).expect("fetcher");
@@ -177,6 +185,8 @@ pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<d
         pins: Default::default(),
         vault: None,
     };
+    let mut sinks = sinks;
+    configure(&mut sinks);
     let vault = tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key");
     let retry = tributary::http::RetryPolicy {
         base_delay: std::time::Duration::from_millis(10),
