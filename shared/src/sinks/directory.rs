@@ -660,7 +660,7 @@ mod tests {
         std::fs::write(&live, "in progress").unwrap();
 
         DirectorySink::new(&dir.0)
-            .deliver(&[doc.clone()])
+            .deliver(std::slice::from_ref(&doc))
             .await
             .unwrap();
         assert!(!legacy.exists(), "legacy temporary swept");
