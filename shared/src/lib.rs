@@ -18,7 +18,7 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod time;
-#[cfg(feature = "sync")]
+#[cfg(feature = "crawl")]
 pub mod vault;
 pub mod web;
 #[cfg(feature = "sync")]

@@ -398,7 +398,7 @@ impl From<crate::crawl::job::SpecError> for ApiError {
             E::Depth => "invalid_max_depth",
             E::BatchSize => "invalid_urls",
             E::Scope(_) => "invalid_pattern",
-            E::Sink(_) => "invalid_sink",
+            E::Sink(error) => error.code(),
         };
         ApiError::bad_request(code, error.to_string())
     }
@@ -432,6 +432,9 @@ impl From<crate::crawl::engine::EngineError> for ApiError {
         match error {
             E::Jobs(error) => error.into(),
             E::Store(error) => error.into(),
+            E::Sink(error) if !error.is_transient() => {
+                ApiError::bad_request(error.code(), format!("sink: {error}"))
+            }
             other => ApiError::internal(other),
         }
     }

@@ -354,7 +354,7 @@ async fn redirects_are_checked_hop_by_hop() {
     let out = temp_dir("crawl-redirects");
     let spec = crawl_request(
         &site.url("/"),
-        Some(tributary::sinks::SinkConfig::Directory { path: out.clone() }),
+        Some(tributary::sinks::SinkRequest::Directory { path: out.clone() }),
     )
     .validate(engine.fetcher().policy(), engine.sinks())
     .expect("valid crawl");

@@ -11,6 +11,7 @@ mod oidc_negative;
 mod oidc_signin;
 mod queue_contract;
 mod ragflow_sink;
+mod sink_credentials;
 mod store_contract;
 mod sync;
 mod token_check;

@@ -8,19 +8,46 @@ use reqwest::Method;
 use serde_json::json;
 use tributary::connectors::document::Document;
 use tributary::sinks::ragflow::{file_name, render};
-use tributary::sinks::{build, RagflowSink, Sink, SinkConfig, SinkEnvironment, SinkError};
+use tributary::sinks::{
+    build, OperatorPins, RagflowSink, Sink, SinkConfig, SinkEnvironment, SinkError, SinkSecret,
+};
 use tributary_e2e::fake_ragflow::{FakeRagflow, Recorded, API_KEY, DATASET_ID};
 
 const DOCUMENTS_PATH: &str = "/api/v1/datasets/7898da028a0511efbf750242ac120005/documents";
 const CHUNKS_PATH: &str = "/api/v1/datasets/7898da028a0511efbf750242ac120005/chunks";
 
-fn environment(key: Option<&str>) -> SinkEnvironment {
+/// The tenant the tests' sinks belong to.
+const TENANT: &str = "tenant-ragflow-e2e";
+
+/// A deployment with no operator key: every sink brings its own.
+fn environment() -> SinkEnvironment {
     SinkEnvironment {
         directory_sinks_allowed: false,
         webhook_secret: None,
         http: reqwest::Client::new(),
-        ragflow_api_key: key.map(str::to_owned),
+        ragflow_api_key: None,
+        pins: OperatorPins::default(),
+        vault: None,
     }
+}
+
+/// A deployment whose operator key is pinned to `fake`'s base URL, with [`DATASET_ID`]
+/// pinned to [`TENANT`].
+fn pinned_environment(operator_key: &str, fake: &FakeRagflow) -> SinkEnvironment {
+    SinkEnvironment {
+        ragflow_api_key: Some(operator_key.to_owned()),
+        pins: OperatorPins {
+            ragflow_base_urls: vec![fake.base_url()],
+            ragflow_datasets: vec![(TENANT.to_owned(), DATASET_ID.to_owned())],
+            ..OperatorPins::default()
+        },
+        ..environment()
+    }
+}
+
+/// The sink with its own key.
+fn build_keyed(config: &SinkConfig, key: &str) -> Result<Arc<dyn Sink>, SinkError> {
+    build(config, Some(&SinkSecret::new(key)), TENANT, &environment())
 }
 
 fn config(fake: &FakeRagflow, dataset_id: &str) -> SinkConfig {
@@ -32,7 +59,7 @@ fn config(fake: &FakeRagflow, dataset_id: &str) -> SinkConfig {
 
 /// The sink as a deployment builds it.
 fn sink(fake: &FakeRagflow) -> Arc<dyn Sink> {
-    build(&config(fake, DATASET_ID), &environment(Some(API_KEY))).expect("build ragflow sink")
+    build_keyed(&config(fake, DATASET_ID), API_KEY).expect("build ragflow sink")
 }
 
 fn document(n: usize, markdown: &str) -> Document {
@@ -321,11 +348,7 @@ async fn delete_removes_every_copy_in_one_call_and_ignores_missing_ids() {
 #[tokio::test]
 async fn a_wrong_key_is_rejected() {
     let fake = FakeRagflow::start().await;
-    let sink = build(
-        &config(&fake, DATASET_ID),
-        &environment(Some("ragflow-not-the-key")),
-    )
-    .expect("build");
+    let sink = build_keyed(&config(&fake, DATASET_ID), "ragflow-not-the-key").expect("build");
     for result in [
         sink.deliver(&[document(1, "x")]).await,
         sink.delete(&[document(1, "x").id]).await,
@@ -425,11 +448,7 @@ async fn a_failed_upload_keeps_the_previous_copy() {
 #[tokio::test]
 async fn ragflow_error_envelopes_are_rejected_with_their_message() {
     let fake = FakeRagflow::start().await;
-    let sink = build(
-        &config(&fake, "not-a-dataset-of-ours"),
-        &environment(Some(API_KEY)),
-    )
-    .expect("build");
+    let sink = build_keyed(&config(&fake, "not-a-dataset-of-ours"), API_KEY).expect("build");
     let err = sink.deliver(&[document(1, "x")]).await.unwrap_err();
     match &err {
         SinkError::Rejected { status, message } => {
@@ -465,20 +484,89 @@ async fn unreachable_ragflow_is_unavailable() {
 }
 
 #[tokio::test]
-async fn build_without_an_api_key_is_a_config_error() {
+async fn build_without_any_api_key_needs_sink_credentials() {
     let fake = FakeRagflow::start().await;
-    for key in [None, Some(""), Some("   ")] {
-        let err = build(&config(&fake, DATASET_ID), &environment(key))
+    let err = build(&config(&fake, DATASET_ID), None, TENANT, &environment())
+        .err()
+        .expect("no sink without a key");
+    assert!(matches!(err, SinkError::CredentialsRequired(_)), "{err:?}");
+    assert_eq!(err.code(), "sink_credentials_required");
+    assert!(!err.is_transient());
+    for key in ["", "   "] {
+        let err = build_keyed(&config(&fake, DATASET_ID), key)
             .err()
-            .expect("no sink without a key");
+            .expect("empty key");
         assert!(matches!(err, SinkError::Config(_)), "{key:?}: {err:?}");
-        assert!(!err.is_transient());
     }
-    let err = build(&config(&fake, "bad/dataset"), &environment(Some(API_KEY)))
+    let err = build_keyed(&config(&fake, "bad/dataset"), API_KEY)
         .err()
         .expect("bad dataset id");
     assert!(matches!(err, SinkError::Config(_)), "{err:?}");
     assert!(fake.requests().is_empty());
+}
+
+/// Issue 8.1: a tenant pointing a sink at its own host never receives the operator's key;
+/// with its own key, its own key is what is sent.
+#[tokio::test]
+async fn a_tenants_own_host_never_receives_the_operator_key() {
+    const OPERATOR_KEY: &str = "ragflow-operator-key-0000000000000000";
+    let operator_ragflow = FakeRagflow::start_with_key(OPERATOR_KEY).await;
+    let attacker = FakeRagflow::start().await;
+    let env = pinned_environment(OPERATOR_KEY, &operator_ragflow);
+
+    // No key of its own at an unpinned host: refused before any request.
+    let err = build(&config(&attacker, DATASET_ID), None, TENANT, &env)
+        .err()
+        .expect("unpinned host without a key");
+    assert!(matches!(err, SinkError::CredentialsRequired(_)), "{err:?}");
+    // A pinned base URL but a dataset pinned to another tenant: refused too.
+    let err = build(
+        &config(&operator_ragflow, DATASET_ID),
+        None,
+        "another-tenant",
+        &env,
+    )
+    .err()
+    .expect("another tenant's dataset");
+    assert!(matches!(err, SinkError::CredentialsRequired(_)), "{err:?}");
+    // A base URL that only starts like the pinned one is another host.
+    let mut lookalike = operator_ragflow.base_url();
+    lookalike.set_path("/proxy/");
+    let lookalike = SinkConfig::Ragflow {
+        base_url: lookalike,
+        dataset_id: DATASET_ID.into(),
+    };
+    assert!(build(&lookalike, None, TENANT, &env).is_err());
+
+    // With its own key, the tenant's host gets that key and nothing else.
+    let sink = build(
+        &config(&attacker, DATASET_ID),
+        Some(&SinkSecret::new(API_KEY)),
+        TENANT,
+        &env,
+    )
+    .expect("own key");
+    sink.deliver(&[document(1, "mine")]).await.expect("deliver");
+    let seen = attacker.requests();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|r| r.bearer.as_deref() == Some(API_KEY)),
+        "{seen:?}"
+    );
+    assert!(operator_ragflow.requests().is_empty());
+
+    // Pinned URL + pinned dataset + no key of its own: the operator key, there only.
+    let sink = build(&config(&operator_ragflow, DATASET_ID), None, TENANT, &env).expect("pinned");
+    sink.deliver(&[document(2, "pinned")])
+        .await
+        .expect("deliver");
+    let seen = operator_ragflow.requests();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|r| r.authorized), "{seen:?}");
+    assert!(attacker
+        .requests()
+        .iter()
+        .all(|r| r.bearer.as_deref() != Some(OPERATOR_KEY)));
 }
 
 /// The fake itself answers as RAGFlow documents (so the tests above test against the real

@@ -365,7 +365,7 @@ async fn a_ragflow_dataset_mirrors_the_source_without_duplicates() {
     let jira = FakeJira::start(30).await;
     let ragflow = FakeRagflow::start().await;
     let (engine, queue) = sync_engine(embedded_table());
-    let sink = json!({"type": "ragflow", "base_url": ragflow.base_url(), "dataset_id": fake_ragflow::DATASET_ID});
+    let sink = json!({"type": "ragflow", "base_url": ragflow.base_url(), "dataset_id": fake_ragflow::DATASET_ID, "api_key": fake_ragflow::API_KEY});
     let id = create_direct(&engine, jira_request(&jira, sink, json!({}))).await;
     let sync = || sync_now(&engine, queue.as_ref(), SourceKind::Jira, &id);
     sync().await;

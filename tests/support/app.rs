@@ -92,7 +92,8 @@ pub async fn spawn_app_with_providers(
 }
 
 /// A crawl engine over `table` and a fresh embedded queue, fetching with `policy`; the
-/// webhook sink signs with [`WEBHOOK_SINK_SECRET`].
+/// operator's webhook secret is [`WEBHOOK_SINK_SECRET`] (pinned to no URL, as a deployment
+/// without pins: sinks bring their own).
 pub fn crawl_engine(
     table: Arc<dyn Table>,
     policy: NetworkPolicy,
@@ -132,6 +133,8 @@ pub fn crawl_engine_with(
         webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
         http: fetcher.client().clone(),
         ragflow_api_key: None,
+        pins: Default::default(),
+        vault: Some(tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key")),
     };
     let engine = CrawlEngine::new(table, queue.clone(), fetcher, sinks);
     (Arc::new(engine), queue)
@@ -163,6 +166,14 @@ pub const TEST_ENCRYPTION_KEY: &str =
 /// A sync engine over `table` with one embedded queue for every source; loopback allowed
 /// for webhook sinks and fake providers.
 pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<dyn Queue>) {
+    sync_engine_with_sinks(table, |_| {})
+}
+
+/// [`sync_engine`] with its sink environment changed by `configure` (e.g. operator pins).
+pub fn sync_engine_with_sinks(
+    table: Arc<dyn Table>,
+    configure: impl FnOnce(&mut SinkEnvironment),
+) -> (tributary::sync::SyncEngine, Arc<dyn Queue>) {
     let queue: Arc<dyn Queue> =
         Arc::new(local_queue(&temp_dir("tributary-sync-queue")).expect("open embedded queue"));
     let fetcher = fetcher_for(NetworkPolicy::allow_private()).expect("fetcher");
@@ -171,7 +182,11 @@ pub fn sync_engine(table: Arc<dyn Table>) -> (tributary::sync::SyncEngine, Arc<d
         webhook_secret: Some(WEBHOOK_SINK_SECRET.to_vec()),
         http: fetcher.client().clone(),
         ragflow_api_key: Some(crate::fake_ragflow::API_KEY.to_owned()),
+        pins: Default::default(),
+        vault: None,
     };
+    let mut sinks = sinks;
+    configure(&mut sinks);
     let vault = tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key");
     let retry = tributary::http::RetryPolicy {
         base_delay: std::time::Duration::from_millis(10),
@@ -319,7 +334,7 @@ pub async fn status_and_body(response: Response) -> (StatusCode, Value) {
 /// A crawl of `url` with the defaults (sitemap ignored, for predictable page sets).
 pub fn crawl_request(
     url: &str,
-    sink: Option<tributary::sinks::SinkConfig>,
+    sink: Option<tributary::sinks::SinkRequest>,
 ) -> tributary::crawl::job::CrawlRequest {
     tributary::crawl::job::CrawlRequest {
         url: url.to_owned(),

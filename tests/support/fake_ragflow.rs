@@ -69,6 +69,8 @@ pub struct Recorded {
     pub files: Vec<String>,
     /// Whether it carried `Authorization: Bearer <the fake's key>`.
     pub authorized: bool,
+    /// The bearer token it carried, whatever it was (what a hostile host would harvest).
+    pub bearer: Option<String>,
 }
 
 impl Recorded {
@@ -146,8 +148,13 @@ impl Drop for FakeRagflow {
 impl FakeRagflow {
     /// A fake accepting [`API_KEY`], with the empty dataset [`DATASET_ID`].
     pub async fn start() -> Self {
+        Self::start_with_key(API_KEY).await
+    }
+
+    /// A fake accepting `key` (another tenant's own RAGFlow), with [`DATASET_ID`].
+    pub async fn start_with_key(key: &str) -> Self {
         let shared = Shared {
-            key: API_KEY.to_owned(),
+            key: key.to_owned(),
             inner: Arc::new(Mutex::new(Inner::default())),
         };
         shared
@@ -306,10 +313,12 @@ async fn handle(
         .filter(|part| part.field == "file")
         .filter_map(|part| part.file_name.clone())
         .collect();
-    let authorized = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value == format!("Bearer {}", fake.key));
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let authorized = bearer.as_deref() == Some(fake.key.as_str());
 
     let mut inner = fake.lock();
     inner.requests.push(Recorded {
@@ -319,6 +328,7 @@ async fn handle(
         json: json.clone(),
         files,
         authorized,
+        bearer,
     });
     if let Some(status) = inner.take_failure(&method) {
         let reason = status.canonical_reason().unwrap_or("injected failure");

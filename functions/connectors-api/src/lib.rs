@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tributary::auth::scopes;
 use tributary::connectors::{ConnectorError, Credentials};
-use tributary::sinks::SinkConfig;
+use tributary::sinks::{SinkRequest, SinkSecret};
 use tributary::store::connectors::{ConnectorRecord, SourceKind, WebhookSettings};
 use tributary::store::{now_epoch_seconds, StoreError};
 use tributary::sync::{connector_for, SyncEngine, SyncError, SyncMessage};
@@ -46,7 +46,7 @@ pub struct CreateRequest {
     pub source: SourceKind,
     pub config: Value,
     pub credentials: Credentials,
-    pub sink: SinkConfig,
+    pub sink: SinkRequest,
     pub schedule_minutes: Option<u32>,
     pub webhook: Option<WebhookRequest>,
 }
@@ -57,7 +57,7 @@ struct UpdateRequest {
     name: Option<String>,
     config: Option<Value>,
     credentials: Option<Credentials>,
-    sink: Option<SinkConfig>,
+    sink: Option<SinkRequest>,
     /// `null` clears the schedule; absent leaves it.
     #[serde(default, deserialize_with = "present")]
     schedule_minutes: Option<Option<u32>>,
@@ -172,14 +172,57 @@ fn seal_credentials(
         .map_err(ApiError::internal)
 }
 
+/// Seals the sink's own credential for this connector.
+fn seal_sink_secret(
+    engine: &SyncEngine,
+    record: &ConnectorRecord,
+    secret: &SinkSecret,
+) -> Result<String, ApiError> {
+    tributary::sinks::seal_secret(engine.vault(), secret, &record.sink_owner())
+        .map_err(ApiError::internal)
+}
+
+fn sink_credentials_required(message: &str) -> ApiError {
+    ApiError::bad_request("sink_credentials_required", message)
+}
+
+/// Applies a PATCHed sink: a new credential is sealed; without one, the stored credential
+/// is kept only while it still goes to the same place (never sent to a new host).
+fn update_sink(
+    engine: &SyncEngine,
+    record: &mut ConnectorRecord,
+    request: SinkRequest,
+) -> Result<(), ApiError> {
+    let (sink, secret) = request.into_parts();
+    let same_target = sink.credential_target() == record.sink.credential_target();
+    record.sink = sink;
+    match secret {
+        Some(secret) => record.sink_secret_sealed = Some(seal_sink_secret(engine, record, &secret)?),
+        None if record.sink_secret_sealed.is_some() && !same_target => {
+            return Err(sink_credentials_required(
+                "the sink now points at another host: give its credential (\"api_key\" or \"secret\") again",
+            ))
+        }
+        None if record.sink.credential_target().is_none() => record.sink_secret_sealed = None,
+        None => {}
+    }
+    Ok(())
+}
+
 /// Validates the sink and runs the source's connection test with these credentials.
 async fn check_connection(
     engine: &SyncEngine,
     record: &ConnectorRecord,
     credentials: Credentials,
 ) -> Result<(), ApiError> {
-    tributary::sinks::build(&record.sink, engine.sinks())
-        .map_err(|error| ApiError::bad_request("invalid_sink", error.to_string()))?;
+    engine
+        .sinks()
+        .build_stored(
+            &record.sink,
+            record.sink_secret_sealed.as_deref(),
+            &record.sink_owner(),
+        )
+        .map_err(|error| ApiError::bad_request(error.code(), error.to_string()))?;
     engine
         .check_endpoints(record)
         .map_err(|error| ApiError::bad_request("url_not_allowed", error.to_string()))?;
@@ -212,6 +255,7 @@ pub async fn create_connector(
 ) -> Result<ConnectorRecord, ApiError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_epoch_seconds();
+    let (sink, sink_secret) = request.sink.into_parts();
     let mut record = ConnectorRecord {
         name: display_name(&request.name)?,
         config: checked_config(request.source, request.config)?,
@@ -221,12 +265,16 @@ pub async fn create_connector(
         id: id.clone(),
         workspace_id: workspace_id.to_owned(),
         source: request.source,
-        sink: request.sink,
+        sink,
+        sink_secret_sealed: None,
         created_at: now,
         updated_at: now,
         last_scheduled_at: None,
         item_version: 1,
     };
+    if let Some(secret) = &sink_secret {
+        record.sink_secret_sealed = Some(seal_sink_secret(engine, &record, secret)?);
+    }
     check_connection(engine, &record, request.credentials.clone()).await?;
     record.credentials_sealed = seal_credentials(engine, &id, &request.credentials)?;
     engine.connectors.create(&record).await?;
@@ -302,7 +350,7 @@ async fn update(
         record.config = checked_config(record.source, config)?;
     }
     if let Some(sink) = request.sink {
-        record.sink = sink;
+        update_sink(&engine, &mut record, sink)?;
     }
     if reconnect {
         let credentials = match request.credentials {

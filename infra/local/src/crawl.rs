@@ -40,7 +40,11 @@ pub fn local_engine(
         policy_from_env()?
     };
     let fetcher = fetcher_for(policy)?;
-    let sinks = sinks_from_env(&fetcher, true)?;
+    let mut sinks = sinks_from_env(&fetcher, true)?;
+    // Per-sink credentials are sealed with the data directory's key, as connectors' are.
+    if sinks.vault.is_none() {
+        sinks.vault = Some(crate::sync::local_vault(data_dir)?.0);
+    }
     let queue: Arc<dyn Queue> = Arc::new(local_queue(data_dir)?);
     let engine = CrawlEngine::new(services.table.clone(), queue.clone(), fetcher, sinks);
     Ok((Arc::new(engine), queue))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tributary::crawl::job::CrawlRequest;
-use tributary::sinks::SinkConfig;
+use tributary::sinks::SinkRequest;
 use tributary::store::crawls::CrawlJob;
 use tributary_local::crawl::{
     crawl_until_done, local_engine, local_operator, spawn_sweeper, spawn_workers,
@@ -253,7 +253,7 @@ async fn crawl(
         ignore_sitemap: args.ignore_sitemap,
         ignore_query_params: args.ignore_query_params,
         only_main_content: Some(!args.full_page),
-        sink: Some(SinkConfig::Directory { path: out.clone() }),
+        sink: Some(SinkRequest::Directory { path: out.clone() }),
     };
     let spec = request.validate(engine.fetcher().policy(), engine.sinks())?;
     let job = engine.start(&local_operator(), spec).await?;

@@ -147,6 +147,8 @@ pub enum EngineError {
     Queue(#[from] QueueError),
     #[error("the job's scope no longer compiles: {0}")]
     Scope(String),
+    #[error("sink: {0}")]
+    Sink(#[from] SinkError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +263,7 @@ impl CrawlEngine {
     /// Records the job with its seeds queued and enqueues them.
     pub async fn start(&self, owner: &Principal, spec: CrawlSpec) -> Result<CrawlJob, EngineError> {
         let now = now_epoch_seconds();
-        let job = CrawlJob {
+        let mut job = CrawlJob {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: owner.user_id.clone(),
             tenant_id: owner.tenant_id.clone(),
@@ -274,6 +276,7 @@ impl CrawlEngine {
             item_version: 1,
             spec,
         };
+        self.seal_sink_secret(&mut job)?;
         let seeds: Vec<Candidate> = job
             .spec
             .seeds
@@ -511,6 +514,34 @@ impl CrawlEngine {
         })))
     }
 
+    /// Seals the sink's own credential for this job and checks the sink can be built for its
+    /// owner (the operator's credential only where pinned), before anything is stored.
+    fn seal_sink_secret(&self, job: &mut CrawlJob) -> Result<(), EngineError> {
+        let secret = job.spec.sink_secret.take();
+        let Some(config) = &job.spec.sink else {
+            return Ok(());
+        };
+        let owner = job.sink_owner();
+        let sealed = match secret {
+            Some(secret) => {
+                let vault = self.sinks.vault.as_ref().ok_or_else(|| {
+                    SinkError::Config(format!(
+                        "sink credentials need {}",
+                        crate::vault::ENCRYPTION_KEY
+                    ))
+                })?;
+                Some(
+                    crate::sinks::seal_secret(vault, &secret, &owner)
+                        .map_err(|error| SinkError::Config(error.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        self.sinks.build_stored(config, sealed.as_deref(), &owner)?;
+        job.spec.sink_secret_sealed = sealed;
+        Ok(())
+    }
+
     /// Sends the page to the job's sink; `Some(step)` when that failed.
     async fn deliver(
         &self,
@@ -520,7 +551,8 @@ impl CrawlEngine {
         deadline: &Deadline,
     ) -> Option<Step> {
         let config = job.spec.sink.as_ref()?;
-        let result = match crate::sinks::build(config, &self.sinks) {
+        let sealed = job.spec.sink_secret_sealed.as_deref();
+        let result = match self.sinks.build_stored(config, sealed, &job.sink_owner()) {
             // Re-delivery after a cut overwrites: document ids are stable.
             Ok(sink) => match within(deadline, sink.deliver(&[document])).await {
                 Some(result) => result,
@@ -811,8 +843,10 @@ fn page_document(job: &CrawlJob, entry: &CrawlUrl, fetched: &Fetched, page: &Pag
     metadata.insert("crawl_id".into(), job.id.clone().into());
     metadata.insert("depth".into(), entry.depth.into());
     Document {
-        // Keyed by the page's final URL, so a re-crawl (or a redirect alias) overwrites.
-        id: Document::stable_id("web", final_url.as_str()),
+        // Keyed by the tenant and the page's final URL: a re-crawl (or a redirect alias)
+        // overwrites, and another tenant crawling the same page into a shared dataset gets
+        // its own document.
+        id: Document::stable_id(&format!("web:{}", job.tenant_id), final_url.as_str()),
         source: "web".into(),
         source_id: final_url.to_string(),
         title: meta.title.clone(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scope::{Scope, ScopeError, ScopeOptions};
 use super::ssrf::{parse_url, NetworkPolicy, SsrfError};
-use crate::sinks::{SinkConfig, SinkEnvironment, SinkError};
+use crate::sinks::{SinkConfig, SinkEnvironment, SinkError, SinkRequest, SinkSecret};
 
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 10_000;
@@ -35,6 +35,12 @@ pub struct CrawlSpec {
     pub ignore_query_params: bool,
     pub only_main_content: bool,
     pub sink: Option<SinkConfig>,
+    /// The sink's own credential, sealed for the job (`CrawlEngine::start` seals it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_secret_sealed: Option<String>,
+    /// The credential as the request gave it, until `start` seals it; never stored.
+    #[serde(skip)]
+    pub sink_secret: Option<SinkSecret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +83,7 @@ pub struct CrawlRequest {
     #[serde(default)]
     pub ignore_query_params: bool,
     pub only_main_content: Option<bool>,
-    pub sink: Option<SinkConfig>,
+    pub sink: Option<SinkRequest>,
 }
 
 /// `POST /batch/scrape`.
@@ -86,7 +92,7 @@ pub struct CrawlRequest {
 pub struct BatchScrapeRequest {
     pub urls: Vec<String>,
     pub only_main_content: Option<bool>,
-    pub sink: Option<SinkConfig>,
+    pub sink: Option<SinkRequest>,
 }
 
 /// A user-supplied URL: well formed, http(s), allowed by the network policy.
@@ -120,23 +126,30 @@ fn bounded(value: Option<i64>, default: u32, min: i64, max: u32) -> Option<u32> 
     }
 }
 
+/// The sink's shape (and its own credential, when given); whether the operator's credential
+/// may stand in is checked when the job starts, for its owner.
 fn check_sink(
-    sink: &Option<SinkConfig>,
+    sink: Option<SinkRequest>,
     sinks: &SinkEnvironment,
     policy: &NetworkPolicy,
-) -> Result<(), SpecError> {
-    if let Some(config) = sink {
-        crate::sinks::build(config, sinks)?;
-        if let Some(endpoint) = config.endpoint() {
-            policy
-                .check_url(endpoint)
-                .map_err(|source| SpecError::UrlNotAllowed {
-                    url: endpoint.to_string(),
-                    source,
-                })?;
-        }
+) -> Result<(Option<SinkConfig>, Option<SinkSecret>), SpecError> {
+    let Some(request) = sink else {
+        return Ok((None, None));
+    };
+    let (config, secret) = request.into_parts();
+    match &secret {
+        Some(secret) => drop(crate::sinks::build(&config, Some(secret), "", sinks)?),
+        None => crate::sinks::check_config(&config, sinks)?,
     }
-    Ok(())
+    if let Some(endpoint) = config.endpoint() {
+        policy
+            .check_url(endpoint)
+            .map_err(|source| SpecError::UrlNotAllowed {
+                url: endpoint.to_string(),
+                source,
+            })?;
+    }
+    Ok((Some(config), secret))
 }
 
 impl CrawlRequest {
@@ -157,7 +170,7 @@ impl CrawlRequest {
         };
         // Compiling now turns a bad pattern into a 400 instead of a failed job.
         Scope::new(&seed, &scope)?;
-        check_sink(&self.sink, sinks, policy)?;
+        let (sink, sink_secret) = check_sink(self.sink, sinks, policy)?;
         let seed = super::normalize::normalize(&seed, self.ignore_query_params).unwrap_or(seed);
         Ok(CrawlSpec {
             kind: JobKind::Crawl,
@@ -168,7 +181,9 @@ impl CrawlRequest {
             ignore_sitemap: self.ignore_sitemap,
             ignore_query_params: self.ignore_query_params,
             only_main_content: self.only_main_content.unwrap_or(true),
-            sink: self.sink,
+            sink,
+            sink_secret_sealed: None,
+            sink_secret,
         })
     }
 }
@@ -190,7 +205,7 @@ impl BatchScrapeRequest {
                 seeds.push(url.to_string());
             }
         }
-        check_sink(&self.sink, sinks, policy)?;
+        let (sink, sink_secret) = check_sink(self.sink, sinks, policy)?;
         Ok(CrawlSpec {
             kind: JobKind::Batch,
             limit: u32::try_from(seeds.len()).unwrap_or(MAX_LIMIT),
@@ -203,7 +218,9 @@ impl BatchScrapeRequest {
             ignore_sitemap: true,
             ignore_query_params: false,
             only_main_content: self.only_main_content.unwrap_or(true),
-            sink: self.sink,
+            sink,
+            sink_secret_sealed: None,
+            sink_secret,
         })
     }
 }

@@ -93,8 +93,9 @@ pub fn fetcher_for(policy: NetworkPolicy) -> Result<Fetcher, ConfigError> {
     })
 }
 
-/// Sinks this deployment can build: webhooks signed with the configured secret; directory
-/// sinks only where `directories` (tributary-local).
+/// Sinks this deployment can build: per-sink credentials opened with the vault
+/// (`TRIBUTARY_ENCRYPTION_KEY`, when set); the operator's webhook secret and RAGFlow key only
+/// where the operator pinned them; directory sinks only where `directories` (tributary-local).
 pub fn sinks_from_env(
     fetcher: &Fetcher,
     directories: bool,
@@ -109,12 +110,64 @@ pub fn sinks_from_env(
         Some(secret) => Some(secret.into_bytes()),
         None => None,
     };
+    let ragflow_api_key = var(crate::sinks::ragflow::API_KEY_ENV);
+    let pins = pins_from_env(webhook_secret.is_some(), ragflow_api_key.is_some())?;
+    let vault = match var(crate::vault::ENCRYPTION_KEY) {
+        Some(_) => Some(
+            crate::vault::Vault::from_env().map_err(|error| ConfigError::Invalid {
+                name: crate::vault::ENCRYPTION_KEY,
+                reason: error.to_string(),
+            })?,
+        ),
+        None => None,
+    };
     Ok(SinkEnvironment {
         directory_sinks_allowed: directories,
         webhook_secret,
         http: fetcher.client().clone(),
-        ragflow_api_key: var(crate::sinks::ragflow::API_KEY_ENV),
+        ragflow_api_key,
+        pins,
+        vault,
     })
+}
+
+/// The operator pins; a pin without the credential it pins is a configuration error (the
+/// operator meant something that cannot work).
+fn pins_from_env(
+    webhook_secret: bool,
+    ragflow_key: bool,
+) -> Result<crate::sinks::OperatorPins, ConfigError> {
+    use crate::sinks::{
+        OperatorPins, RAGFLOW_PINNED_BASE_URLS_ENV, RAGFLOW_PINNED_DATASETS_ENV,
+        WEBHOOK_PINNED_URLS_ENV,
+    };
+    let pins = OperatorPins::parse(
+        var(WEBHOOK_PINNED_URLS_ENV).as_deref(),
+        var(RAGFLOW_PINNED_BASE_URLS_ENV).as_deref(),
+        var(RAGFLOW_PINNED_DATASETS_ENV).as_deref(),
+    )
+    .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+    let unusable = |name: &'static str, needs: &str| ConfigError::Invalid {
+        name,
+        reason: format!("pins the operator's credential but {needs} is not set"),
+    };
+    if !pins.webhook_urls.is_empty() && !webhook_secret {
+        return Err(unusable(WEBHOOK_PINNED_URLS_ENV, WEBHOOK_SINK_SECRET));
+    }
+    let ragflow_pinned = !pins.ragflow_base_urls.is_empty() || !pins.ragflow_datasets.is_empty();
+    if ragflow_pinned && !ragflow_key {
+        return Err(unusable(
+            RAGFLOW_PINNED_BASE_URLS_ENV,
+            crate::sinks::ragflow::API_KEY_ENV,
+        ));
+    }
+    if webhook_secret && pins.webhook_urls.is_empty() {
+        tracing::warn!("{WEBHOOK_SINK_SECRET} is set but no URL is pinned ({WEBHOOK_PINNED_URLS_ENV}): webhook sinks need their own secret");
+    }
+    if ragflow_key && (pins.ragflow_base_urls.is_empty() || pins.ragflow_datasets.is_empty()) {
+        tracing::warn!("{} is set but no base URL and dataset are pinned: ragflow sinks need their own api_key", crate::sinks::ragflow::API_KEY_ENV);
+    }
+    Ok(pins)
 }
 
 /// The Lambda configuration: SQS queue from `TRIBUTARY_CRAWL_QUEUE_URL`.

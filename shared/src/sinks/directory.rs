@@ -23,13 +23,18 @@
 //! ```
 //!
 //! `title`, `url` and `acl` are left out when absent/empty; `metadata: {}` when empty.
-//! Files are written to a temporary name next to the target, flushed, then renamed over it,
-//! so a crash never leaves a half-written `<id>.md`.
+//! A delivery stages its files in the hidden `<dir>/.tributary-tmp/`, makes them durable
+//! with one sync per batch, then renames each over its `<id>.md`: a crash never leaves a
+//! half-written document, and what a killed writer staged is never seen by a reader of the
+//! folder (and is swept the next time a sink opens the folder).
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -42,16 +47,26 @@ pub const MAX_ID_LEN: usize = 128;
 #[derive(Clone, Debug)]
 pub struct DirectorySink {
     root: PathBuf,
+    syncs: Arc<SyncCounter>,
 }
 
 impl DirectorySink {
-    /// The directory is created on first delivery, not here.
+    /// The directory is created on first delivery, not here; the first use in this process
+    /// sweeps what crashed deliveries left (see [`sweep`]).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { root: path.into() }
+        Self {
+            root: path.into(),
+            syncs: Arc::default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// How many disk syncs this sink's deliveries have made.
+    pub fn sync_calls(&self) -> u64 {
+        self.syncs.get()
     }
 }
 
@@ -93,7 +108,12 @@ impl Sink for DirectorySink {
             .collect();
         let root = self.root.clone();
         let count = files.len();
-        blocking(move || write_all(&root, &files)).await?;
+        let syncs = self.syncs.clone();
+        blocking(move || {
+            sweep_once(&root);
+            write_all(&root, &files, &syncs)
+        })
+        .await?;
         tracing::debug!(documents = count, "directory sink delivered");
         Ok(())
     }
@@ -108,6 +128,7 @@ impl Sink for DirectorySink {
         let root = self.root.clone();
         let ids = ids.to_vec();
         blocking(move || {
+            sweep_once(&root);
             for id in &ids {
                 match std::fs::remove_file(root.join(format!("{id}.md"))) {
                     Ok(()) => {}
@@ -142,27 +163,175 @@ fn io_error(action: &str, path: &Path, e: &std::io::Error) -> SinkError {
 /// and by pid across processes), so two writers never interleave inside one file.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn write_all(root: &Path, files: &[(String, String)]) -> Result<(), SinkError> {
-    std::fs::create_dir_all(root).map_err(|e| io_error("create directory", root, &e))?;
-    for (id, content) in files {
-        let target = root.join(format!("{id}.md"));
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = root.join(format!("{id}.md.{}-{n}.tmp", std::process::id()));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut file| {
-                file.write_all(content.as_bytes())?;
-                file.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &target));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error("write", &target, &e));
+/// Where deliveries stage their files: hidden (readers of the folder skip dot-entries and
+/// never see a half-delivered batch or a crashed writer's leftovers) and inside the output
+/// directory, so the final rename stays on one filesystem and atomic.
+pub const TMP_DIR: &str = ".tributary-tmp";
+/// A staged file this old belongs to a writer that died (a live delivery renames its files
+/// within seconds): the sweep removes it.
+pub const STALE_TMP_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Output directories this process has swept, so a sink built per page sweeps once.
+static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Removes what crashed deliveries left behind, once per directory per process: staged
+/// files older than [`STALE_TMP_AGE`] and `<id>.md.<pid>-<n>.tmp` files that earlier
+/// versions staged next to the documents. Best effort: a failure only leaves the files.
+fn sweep_once(root: &Path) {
+    {
+        let mut swept = SWEPT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !swept
+            .get_or_insert_with(HashSet::new)
+            .insert(root.to_path_buf())
+        {
+            return;
         }
+    }
+    let removed = sweep(root, STALE_TMP_AGE);
+    if removed > 0 {
+        tracing::info!(removed, "directory sink removed leftover temporary files");
+    }
+}
+
+/// The sweep itself; returns how many files it removed.
+pub fn sweep(root: &Path, stale_after: Duration) -> usize {
+    let mut removed = 0;
+    let now = SystemTime::now();
+    if let Ok(entries) = std::fs::read_dir(root.join(TMP_DIR)) {
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| {
+                    now.duration_since(modified).unwrap_or_default() >= stale_after
+                });
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let legacy = entry.file_name().to_str().is_some_and(is_legacy_tmp);
+            if legacy && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// `<id>.md.<pid>-<n>.tmp`: what versions before the hidden staging folder wrote.
+fn is_legacy_tmp(name: &str) -> bool {
+    let Some(rest) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    let Some((id, counter)) = rest.split_once(".md.") else {
+        return false;
+    };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    validate_id(id).is_ok()
+        && counter
+            .split_once('-')
+            .is_some_and(|(pid, n)| numeric(pid) && numeric(n))
+}
+
+/// Calls that force data to disk, counted so a test can hold the batch to O(1) of them.
+#[derive(Debug, Default)]
+pub struct SyncCounter(AtomicU64);
+
+impl SyncCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn note(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Stages every file, makes them durable with one filesystem sync, renames each over its
+/// target (atomic replace), then syncs the directory once so the renames are durable too.
+fn write_all(
+    root: &Path,
+    files: &[(String, String)],
+    syncs: &SyncCounter,
+) -> Result<(), SinkError> {
+    let staging = root.join(TMP_DIR);
+    std::fs::create_dir_all(&staging).map_err(|e| io_error("create directory", &staging, &e))?;
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
+    let result = stage_and_rename(root, &staging, files, syncs, &mut staged);
+    if result.is_err() {
+        for (tmp, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
+fn stage_and_rename(
+    root: &Path,
+    staging: &Path,
+    files: &[(String, String)],
+    syncs: &SyncCounter,
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+) -> Result<(), SinkError> {
+    for (id, content) in files {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = staging.join(format!("{}-{n}-{id}.md", std::process::id()));
+        let target = root.join(format!("{id}.md"));
+        std::fs::File::create(&tmp)
+            .and_then(|mut file| file.write_all(content.as_bytes()))
+            .map_err(|e| io_error("write", &target, &e))?;
+        staged.push((tmp, target));
+    }
+    sync_files(staging, staged, syncs).map_err(|e| io_error("sync", staging, &e))?;
+    for (tmp, target) in staged.iter() {
+        std::fs::rename(tmp, target).map_err(|e| io_error("rename", target, &e))?;
     }
     // Make the renames durable too (best effort; not every platform can open a directory).
     #[cfg(unix)]
     if let Ok(dir) = std::fs::File::open(root) {
+        syncs.note();
         let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Linux: one `syncfs` of the filesystem holding the staging folder writes every staged
+/// file's data at once (one flush instead of one per document).
+#[cfg(target_os = "linux")]
+fn sync_files(
+    staging: &Path,
+    _staged: &[(PathBuf, PathBuf)],
+    syncs: &SyncCounter,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let dir = std::fs::File::open(staging)?;
+    syncs.note();
+    // SAFETY: `dir` is an open descriptor for the whole call; syncfs only reads it.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere: no filesystem-wide sync, so each staged file is synced.
+#[cfg(not(target_os = "linux"))]
+fn sync_files(
+    _staging: &Path,
+    staged: &[(PathBuf, PathBuf)],
+    syncs: &SyncCounter,
+) -> std::io::Result<()> {
+    for (tmp, _) in staged {
+        syncs.note();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)?
+            .sync_all()?;
     }
     Ok(())
 }
@@ -334,10 +503,12 @@ mod tests {
         }
     }
 
+    /// What a reader of the folder sees: everything but dot-entries.
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.starts_with('.'))
             .collect();
         names.sort();
         names
@@ -414,10 +585,11 @@ mod tests {
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .ends_with("\n\nv2\n"));
-        // One file per document, no temporaries left behind.
+        // One file per document, no temporaries left behind (staged or visible).
         let mut expected = vec![format!("{}.md", first.id), format!("{}.md", other.id)];
         expected.sort();
         assert_eq!(entries(&dir.0), expected);
+        assert_eq!(std::fs::read_dir(dir.0.join(TMP_DIR)).unwrap().count(), 0);
 
         sink.delete(std::slice::from_ref(&first.id)).await.unwrap();
         assert!(!path.exists());
@@ -464,6 +636,68 @@ mod tests {
         assert!(!dir.0.join("x.md").exists());
         validate_id(&"a".repeat(MAX_ID_LEN)).unwrap();
         validate_id("abc-123_x").unwrap();
+    }
+
+    #[tokio::test]
+    async fn crashed_deliveries_leave_nothing_visible_and_are_swept() {
+        let dir = TempDir::new("sweep");
+        let doc = document("https://example.com/a", "v1");
+        // What a writer killed mid-delivery left: a legacy temporary next to the documents,
+        // an old staged file, and a fresh one (a live writer in another process).
+        std::fs::create_dir_all(dir.0.join(TMP_DIR)).unwrap();
+        let legacy = dir.0.join(format!("{}.md.4242-7.tmp", doc.id));
+        std::fs::write(&legacy, "half").unwrap();
+        let stale = dir.0.join(TMP_DIR).join(format!("4242-8-{}.md", doc.id));
+        std::fs::write(&stale, "half").unwrap();
+        let old = SystemTime::now() - STALE_TMP_AGE - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let live = dir.0.join(TMP_DIR).join(format!("4243-0-{}.md", doc.id));
+        std::fs::write(&live, "in progress").unwrap();
+
+        DirectorySink::new(&dir.0)
+            .deliver(std::slice::from_ref(&doc))
+            .await
+            .unwrap();
+        assert!(!legacy.exists(), "legacy temporary swept");
+        assert!(!stale.exists(), "stale staged file swept");
+        assert!(live.exists(), "a live writer's file is left alone");
+        assert_eq!(entries(&dir.0), vec![format!("{}.md", doc.id)]);
+        // Files that only look like temporaries are not touched.
+        for name in ["notes.md.tmp", "x.md.12-a.tmp", "UP.md.1-2.tmp"] {
+            assert!(!is_legacy_tmp(name), "{name}");
+        }
+        assert!(is_legacy_tmp(&format!("{}.md.1-2.tmp", doc.id)));
+    }
+
+    #[tokio::test]
+    async fn a_batch_syncs_a_constant_number_of_times() {
+        let dir = TempDir::new("fsync");
+        let sink = DirectorySink::new(&dir.0);
+        let batch: Vec<Document> = (0..50)
+            .map(|i| document(&format!("https://example.com/{i}"), "x"))
+            .collect();
+        sink.deliver(&batch).await.unwrap();
+        let one_batch = sink.sync_calls();
+        assert!(one_batch >= 1, "the batch is made durable");
+        #[cfg(target_os = "linux")]
+        assert!(one_batch <= 2, "50 documents took {one_batch} syncs");
+        let mut replaced = batch.clone();
+        for doc in &mut replaced {
+            doc.markdown = "y".into();
+        }
+        sink.deliver(&replaced).await.unwrap();
+        assert_eq!(sink.sync_calls(), 2 * one_batch);
+        // Every document replaced in place, one file each.
+        assert_eq!(entries(&dir.0).len(), 50);
+        for doc in &batch {
+            let text = std::fs::read_to_string(dir.0.join(format!("{}.md", doc.id))).unwrap();
+            assert!(text.ends_with("\n\ny\n"), "{text}");
+        }
     }
 
     #[tokio::test]

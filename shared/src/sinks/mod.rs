@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::connectors::document::Document;
+use crate::vault::{Vault, VaultError};
 
 pub use directory::DirectorySink;
 pub use ragflow::RagflowSink;
@@ -34,12 +35,24 @@ pub enum SinkError {
     /// The sink configuration is not usable in this deployment.
     #[error("sink misconfigured: {0}")]
     Config(String),
+    /// The sink has no credential of its own and the operator's may not be sent where it
+    /// points: the sink's `api_key`/`secret` must be given (again).
+    #[error("sink_credentials_required: {0}")]
+    CredentialsRequired(String),
 }
 
 impl SinkError {
     /// Whether retrying the same delivery later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, SinkError::Unavailable(_) | SinkError::Io(_))
+    }
+
+    /// The API error code for a sink that cannot be built.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SinkError::CredentialsRequired(_) => "sink_credentials_required",
+            _ => "invalid_sink",
+        }
     }
 }
 
@@ -53,9 +66,10 @@ pub trait Sink: Send + Sync {
     fn kind(&self) -> &'static str;
 }
 
-/// A sink as a crawl/connector configuration names it: JSON
-/// `{"type": "directory", "path": "..."}`, `{"type": "webhook", "url": "https://..."}` or
-/// `{"type": "ragflow", "base_url": "https://...", "dataset_id": "..."}`.
+/// A sink as it is stored and shown: JSON `{"type": "directory", "path": "..."}`,
+/// `{"type": "webhook", "url": "https://..."}` or
+/// `{"type": "ragflow", "base_url": "https://...", "dataset_id": "..."}`. Never holds a
+/// credential: the sink's own secret is sealed beside it (see [`SinkRequest`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
@@ -65,12 +79,155 @@ pub enum SinkConfig {
     Webhook {
         url: url::Url,
     },
-    /// A RAGFlow dataset; the API key comes from the deployment
-    /// ([`SinkEnvironment::ragflow_api_key`]), never from the configuration.
     Ragflow {
         base_url: url::Url,
         dataset_id: String,
     },
+}
+
+/// A sink's own credential (a RAGFlow API key or a webhook signing secret): write-only,
+/// never serialized, redacted in `Debug`/`Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SinkSecret(String);
+
+impl SinkSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SinkSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SinkSecret(<redacted>)")
+    }
+}
+
+impl fmt::Display for SinkSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Shortest per-sink webhook secret accepted.
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
+
+/// The sink JSON of a create/update request: a [`SinkConfig`] plus, optionally, the sink's
+/// own credential (`"api_key"` for RAGFlow, `"secret"` for a webhook).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkRequest {
+    Directory {
+        path: PathBuf,
+    },
+    Webhook {
+        url: url::Url,
+        secret: Option<SinkSecret>,
+    },
+    Ragflow {
+        base_url: url::Url,
+        dataset_id: String,
+        api_key: Option<SinkSecret>,
+    },
+}
+
+impl SinkRequest {
+    /// What is stored (and shown) and the credential to seal.
+    pub fn into_parts(self) -> (SinkConfig, Option<SinkSecret>) {
+        match self {
+            SinkRequest::Directory { path } => (SinkConfig::Directory { path }, None),
+            SinkRequest::Webhook { url, secret } => (SinkConfig::Webhook { url }, secret),
+            SinkRequest::Ragflow {
+                base_url,
+                dataset_id,
+                api_key,
+            } => (
+                SinkConfig::Ragflow {
+                    base_url,
+                    dataset_id,
+                },
+                api_key,
+            ),
+        }
+    }
+}
+
+impl From<SinkConfig> for SinkRequest {
+    fn from(config: SinkConfig) -> Self {
+        match config {
+            SinkConfig::Directory { path } => SinkRequest::Directory { path },
+            SinkConfig::Webhook { url } => SinkRequest::Webhook { url, secret: None },
+            SinkConfig::Ragflow {
+                base_url,
+                dataset_id,
+            } => SinkRequest::Ragflow {
+                base_url,
+                dataset_id,
+                api_key: None,
+            },
+        }
+    }
+}
+
+/// Whose sink it is: the tenant (operator pins are per tenant) and the item its sealed
+/// credential is bound to.
+#[derive(Clone, Copy, Debug)]
+pub enum SinkOwner<'a> {
+    Connector {
+        workspace_id: &'a str,
+        connector_id: &'a str,
+    },
+    Crawl {
+        tenant_id: &'a str,
+        job_id: &'a str,
+    },
+}
+
+impl SinkOwner<'_> {
+    pub fn tenant_id(&self) -> &str {
+        match self {
+            SinkOwner::Connector { workspace_id, .. } => workspace_id,
+            SinkOwner::Crawl { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    /// The vault's associated data: a sealed credential copied onto another tenant's or
+    /// another item's sink does not open.
+    fn bound_to(&self) -> String {
+        match self {
+            SinkOwner::Connector {
+                workspace_id,
+                connector_id,
+            } => format!("sink:connector:{workspace_id}:{connector_id}"),
+            SinkOwner::Crawl { tenant_id, job_id } => format!("sink:crawl:{tenant_id}:{job_id}"),
+        }
+    }
+}
+
+/// Seals a sink's own credential for storage beside its [`SinkConfig`].
+pub fn seal_secret(
+    vault: &Vault,
+    secret: &SinkSecret,
+    owner: &SinkOwner<'_>,
+) -> Result<String, VaultError> {
+    vault.seal(secret.expose().as_bytes(), &owner.bound_to())
+}
+
+fn open_secret(
+    vault: &Vault,
+    sealed: &str,
+    owner: &SinkOwner<'_>,
+) -> Result<SinkSecret, SinkError> {
+    let plaintext = vault
+        .open(sealed, &owner.bound_to())
+        .map_err(|error| SinkError::Config(format!("sink credentials: {error}")))?;
+    String::from_utf8(plaintext)
+        .map(SinkSecret)
+        .map_err(|_| SinkError::Config("sink credentials: not text".into()))
 }
 
 /// What building a sink needs from the deployment.
@@ -79,13 +236,109 @@ pub struct SinkEnvironment {
     /// True only in `tributary-local`: a deployed function must not write where a
     /// configuration tells it to.
     pub directory_sinks_allowed: bool,
-    /// The HMAC key webhook requests are signed with (`TRIBUTARY_WEBHOOK_SINK_SECRET`).
+    /// The operator's webhook HMAC key (`TRIBUTARY_WEBHOOK_SINK_SECRET`): only for webhook
+    /// sinks without their own secret whose URL is in `webhook_pinned_urls`.
     pub webhook_secret: Option<Vec<u8>>,
     /// The client webhook and RAGFlow requests go through; the caller passes an SSRF-guarded
     /// one.
     pub http: reqwest::Client,
-    /// The RAGFlow API key (`TRIBUTARY_RAGFLOW_API_KEY`); RAGFlow sinks need it.
+    /// The operator's RAGFlow API key (`TRIBUTARY_RAGFLOW_API_KEY`): only for RAGFlow sinks
+    /// without their own key, at a pinned base URL, into a dataset pinned to the tenant.
     pub ragflow_api_key: Option<String>,
+    /// The operator pins: where the operator's credentials may be sent.
+    pub pins: OperatorPins,
+    /// Opens sealed per-sink credentials (`TRIBUTARY_ENCRYPTION_KEY`); a sealed credential
+    /// without it is a configuration error.
+    pub vault: Option<Vault>,
+}
+
+/// Where the deployment's own sink credentials may go (README "Sink credentials").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorPins {
+    /// `TRIBUTARY_WEBHOOK_SINK_PINNED_URLS`: exact webhook URLs.
+    pub webhook_urls: Vec<url::Url>,
+    /// `TRIBUTARY_RAGFLOW_PINNED_BASE_URLS`: RAGFlow base URLs.
+    pub ragflow_base_urls: Vec<url::Url>,
+    /// `TRIBUTARY_RAGFLOW_PINNED_DATASETS`: `(tenant id, dataset id)`; under the operator key
+    /// a tenant writes only into datasets pinned to it.
+    pub ragflow_datasets: Vec<(String, String)>,
+}
+
+pub const WEBHOOK_PINNED_URLS_ENV: &str = "TRIBUTARY_WEBHOOK_SINK_PINNED_URLS";
+pub const RAGFLOW_PINNED_BASE_URLS_ENV: &str = "TRIBUTARY_RAGFLOW_PINNED_BASE_URLS";
+pub const RAGFLOW_PINNED_DATASETS_ENV: &str = "TRIBUTARY_RAGFLOW_PINNED_DATASETS";
+
+impl OperatorPins {
+    /// Parses the three comma-separated lists; an entry that does not parse is an error
+    /// naming the variable.
+    pub fn parse(
+        webhook_urls: Option<&str>,
+        ragflow_base_urls: Option<&str>,
+        ragflow_datasets: Option<&str>,
+    ) -> Result<Self, (&'static str, String)> {
+        let urls = |name: &'static str, raw: Option<&str>| -> Result<Vec<url::Url>, _> {
+            entries(raw)
+                .map(|entry| {
+                    let url = url::Url::parse(entry)
+                        .map_err(|error| (name, format!("`{entry}`: {error}")))?;
+                    check_url(name, &url).map_err(|error| (name, error.to_string()))?;
+                    Ok(url)
+                })
+                .collect()
+        };
+        let datasets = entries(ragflow_datasets)
+            .map(|entry| {
+                let invalid = || {
+                    (
+                        RAGFLOW_PINNED_DATASETS_ENV,
+                        format!("`{entry}`: expected <tenant id>:<dataset id>"),
+                    )
+                };
+                let (tenant, dataset) = entry.split_once(':').ok_or_else(invalid)?;
+                let (tenant, dataset) = (tenant.trim(), dataset.trim());
+                if tenant.is_empty() || ragflow::validate_dataset_id(dataset).is_err() {
+                    return Err(invalid());
+                }
+                Ok((tenant.to_owned(), dataset.to_owned()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            webhook_urls: urls(WEBHOOK_PINNED_URLS_ENV, webhook_urls)?,
+            ragflow_base_urls: urls(RAGFLOW_PINNED_BASE_URLS_ENV, ragflow_base_urls)?,
+            ragflow_datasets: datasets,
+        })
+    }
+
+    fn webhook_pinned(&self, url: &url::Url) -> bool {
+        self.webhook_urls.iter().any(|pinned| pinned == url)
+    }
+
+    fn ragflow_pinned(&self, base_url: &url::Url, tenant_id: &str, dataset_id: &str) -> bool {
+        self.ragflow_base_urls
+            .iter()
+            .any(|pinned| same_base(pinned, base_url))
+            && self
+                .ragflow_datasets
+                .iter()
+                .any(|(tenant, dataset)| tenant == tenant_id && dataset == dataset_id)
+    }
+}
+
+fn entries(raw: Option<&str>) -> impl Iterator<Item = &str> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+}
+
+/// Same scheme, host, port and path (ignoring a trailing `/`); no query or fragment.
+fn same_base(pinned: &url::Url, url: &url::Url) -> bool {
+    pinned.scheme() == url.scheme()
+        && pinned.host_str() == url.host_str()
+        && pinned.port_or_known_default() == url.port_or_known_default()
+        && pinned.path().trim_end_matches('/') == url.path().trim_end_matches('/')
+        && url.query().is_none()
+        && url.fragment().is_none()
 }
 
 impl fmt::Debug for SinkEnvironment {
@@ -100,36 +353,72 @@ impl fmt::Debug for SinkEnvironment {
                 "ragflow_api_key",
                 &self.ragflow_api_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("pins", &self.pins)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds the sink a configuration names. `Config` errors: a directory sink where they are
-/// not allowed (or with an empty path); a webhook without a configured (non-empty) secret; a
-/// webhook or RAGFlow URL that is not http(s) or carries credentials; a RAGFlow sink without
-/// a configured (non-empty) API key or with a dataset id outside `[A-Za-z0-9_-]{1,64}`.
-pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>, SinkError> {
-    match config {
-        SinkConfig::Directory { path } => {
-            if !env.directory_sinks_allowed {
-                return Err(SinkError::Config(
-                    "directory sinks are only available in tributary-local".into(),
-                ));
-            }
-            if path.as_os_str().is_empty() {
-                return Err(SinkError::Config("directory sink path is empty".into()));
-            }
-            Ok(Arc::new(DirectorySink::new(path.clone())))
-        }
-        SinkConfig::Webhook { url } => {
-            check_url("webhook sink url", url)?;
-            let secret = match &env.webhook_secret {
-                Some(secret) if !secret.is_empty() => secret.clone(),
-                _ => {
-                    return Err(SinkError::Config(
-                        "webhook sinks need TRIBUTARY_WEBHOOK_SINK_SECRET".into(),
+impl SinkEnvironment {
+    /// Builds a stored sink: its sealed credential (if any) opened for its owner, else the
+    /// operator's where pinned.
+    pub fn build_stored(
+        &self,
+        config: &SinkConfig,
+        sealed: Option<&str>,
+        owner: &SinkOwner<'_>,
+    ) -> Result<Arc<dyn Sink>, SinkError> {
+        let secret = match sealed {
+            Some(sealed) => {
+                let vault = self.vault.as_ref().ok_or_else(|| {
+                    SinkError::Config(format!(
+                        "sealed sink credentials need {}",
+                        crate::vault::ENCRYPTION_KEY
                     ))
+                })?;
+                Some(open_secret(vault, sealed, owner)?)
+            }
+            None => None,
+        };
+        build(config, secret.as_ref(), owner.tenant_id(), self)
+    }
+}
+
+/// Builds the sink a configuration names, with the sink's own credential when it has one.
+/// `Config` errors: a directory sink where they are not allowed (or with an empty path); a
+/// webhook or RAGFlow URL that is not http(s) or carries credentials; a RAGFlow dataset id
+/// outside `[A-Za-z0-9_-]{1,64}`; a webhook secret shorter than
+/// [`MIN_WEBHOOK_SECRET_CHARS`] or an empty API key. `CredentialsRequired`: no credential of
+/// its own, and the operator's is not pinned to this URL (and, for RAGFlow, this tenant's
+/// dataset).
+pub fn build(
+    config: &SinkConfig,
+    secret: Option<&SinkSecret>,
+    tenant_id: &str,
+    env: &SinkEnvironment,
+) -> Result<Arc<dyn Sink>, SinkError> {
+    check_config(config, env)?;
+    match config {
+        SinkConfig::Directory { path } => Ok(Arc::new(DirectorySink::new(path.clone()))),
+        SinkConfig::Webhook { url } => {
+            let secret = match secret {
+                Some(secret) if secret.expose().chars().count() < MIN_WEBHOOK_SECRET_CHARS => {
+                    return Err(SinkError::Config(format!(
+                        "the webhook sink secret needs at least {MIN_WEBHOOK_SECRET_CHARS} characters"
+                    )))
                 }
+                Some(secret) => secret.expose().as_bytes().to_vec(),
+                None => match &env.webhook_secret {
+                    Some(operator) if !operator.is_empty() && env.pins.webhook_pinned(url) => {
+                        operator.clone()
+                    }
+                    _ => {
+                        return Err(SinkError::CredentialsRequired(
+                            "this webhook sink has no secret of its own and its url is not \
+                             pinned by the operator: give the sink's \"secret\""
+                                .into(),
+                        ))
+                    }
+                },
             };
             Ok(Arc::new(WebhookSink::new(
                 env.http.clone(),
@@ -141,16 +430,29 @@ pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>
             base_url,
             dataset_id,
         } => {
-            check_url("ragflow sink base_url", base_url)?;
-            ragflow::validate_dataset_id(dataset_id)?;
-            let api_key = match &env.ragflow_api_key {
-                Some(key) if !key.trim().is_empty() => key.clone(),
-                _ => {
-                    return Err(SinkError::Config(format!(
-                        "ragflow sinks need {}",
-                        ragflow::API_KEY_ENV
-                    )))
+            let api_key = match secret {
+                Some(key) if key.expose().trim().is_empty() => {
+                    return Err(SinkError::Config(
+                        "the ragflow sink api_key is empty".into(),
+                    ))
                 }
+                Some(key) => key.expose().to_owned(),
+                None => match &env.ragflow_api_key {
+                    Some(key)
+                        if !key.trim().is_empty()
+                            && env.pins.ragflow_pinned(base_url, tenant_id, dataset_id) =>
+                    {
+                        key.clone()
+                    }
+                    _ => {
+                        return Err(SinkError::CredentialsRequired(
+                            "this ragflow sink has no api_key of its own and the operator has \
+                             not pinned its base_url and dataset to this tenant: give the \
+                             sink's \"api_key\""
+                                .into(),
+                        ))
+                    }
+                },
             };
             Ok(Arc::new(RagflowSink::new(
                 env.http.clone(),
@@ -158,6 +460,33 @@ pub fn build(config: &SinkConfig, env: &SinkEnvironment) -> Result<Arc<dyn Sink>
                 dataset_id.clone(),
                 api_key,
             )))
+        }
+    }
+}
+
+/// The configuration's shape, without credentials: a directory sink only where allowed and
+/// with a path; http(s) URLs without credentials; a RAGFlow dataset id in
+/// `[A-Za-z0-9_-]{1,64}`.
+pub fn check_config(config: &SinkConfig, env: &SinkEnvironment) -> Result<(), SinkError> {
+    match config {
+        SinkConfig::Directory { path } => {
+            if !env.directory_sinks_allowed {
+                return Err(SinkError::Config(
+                    "directory sinks are only available in tributary-local".into(),
+                ));
+            }
+            if path.as_os_str().is_empty() {
+                return Err(SinkError::Config("directory sink path is empty".into()));
+            }
+            Ok(())
+        }
+        SinkConfig::Webhook { url } => check_url("webhook sink url", url),
+        SinkConfig::Ragflow {
+            base_url,
+            dataset_id,
+        } => {
+            check_url("ragflow sink base_url", base_url)?;
+            ragflow::validate_dataset_id(dataset_id)
         }
     }
 }
@@ -187,6 +516,21 @@ impl SinkConfig {
             SinkConfig::Ragflow { base_url, .. } => Some(base_url),
         }
     }
+
+    /// Where the sink's credential goes: a stored credential may only keep being used while
+    /// this stays the same (a new host must be given the credential again).
+    pub fn credential_target(&self) -> Option<String> {
+        match self {
+            SinkConfig::Directory { .. } => None,
+            SinkConfig::Webhook { url } => {
+                Some(format!("webhook {}", url.origin().ascii_serialization()))
+            }
+            SinkConfig::Ragflow { base_url, .. } => Some(format!(
+                "ragflow {}",
+                base_url.origin().ascii_serialization()
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,8 +544,16 @@ mod tests {
             webhook_secret: secret.map(<[u8]>::to_vec),
             http: reqwest::Client::new(),
             ragflow_api_key: None,
+            pins: OperatorPins::default(),
+            vault: None,
         }
     }
+
+    fn own(secret: &str) -> SinkSecret {
+        SinkSecret::new(secret)
+    }
+
+    const TENANT: &str = "tenant-1";
 
     fn ragflow_env(key: Option<&str>) -> SinkEnvironment {
         SinkEnvironment {
@@ -259,41 +611,55 @@ mod tests {
         let config = SinkConfig::Directory {
             path: "/tmp/out".into(),
         };
-        let err = build(&config, &env(false, Some(b"k"))).err().unwrap();
+        let err = build(&config, None, TENANT, &env(false, Some(b"k")))
+            .err()
+            .unwrap();
         assert!(matches!(err, SinkError::Config(_)), "{err:?}");
         assert!(!err.is_transient());
-        let sink = build(&config, &env(true, None)).unwrap();
+        let sink = build(&config, None, TENANT, &env(true, None)).unwrap();
         assert_eq!(sink.kind(), "directory");
         let empty = SinkConfig::Directory { path: "".into() };
         assert!(matches!(
-            build(&empty, &env(true, None)).err().unwrap(),
+            build(&empty, None, TENANT, &env(true, None)).err().unwrap(),
             SinkError::Config(_)
         ));
     }
 
     #[tokio::test]
-    async fn build_webhook_needs_secret_and_http_url() {
+    async fn build_webhook_needs_its_own_secret_or_a_pin_and_http_url() {
         let config = webhook("https://rag.example/in");
-        for missing in [env(false, None), env(false, Some(b""))] {
-            let err = build(&config, &missing).err().unwrap();
-            assert!(matches!(err, SinkError::Config(_)), "{err:?}");
+        // The operator secret alone is not enough: it is pinned to no URL.
+        for deployment in [env(false, None), env(false, Some(b"operator-secret"))] {
+            let err = build(&config, None, TENANT, &deployment).err().unwrap();
+            assert!(matches!(err, SinkError::CredentialsRequired(_)), "{err:?}");
+            assert_eq!(err.code(), "sink_credentials_required");
+            assert!(err.to_string().starts_with("sink_credentials_required"));
         }
+        let err = build(&config, Some(&own("short")), TENANT, &env(false, None))
+            .err()
+            .unwrap();
+        assert!(matches!(err, SinkError::Config(_)), "{err:?}");
+        let secret = own("a-sink-secret-of-its-own");
         for bad in [
             "ftp://rag.example/in",
             "file:///etc/passwd",
             "https://u:p@rag.example/in",
         ] {
-            let err = build(&webhook(bad), &env(false, Some(b"k"))).err().unwrap();
+            let err = build(&webhook(bad), Some(&secret), TENANT, &env(false, None))
+                .err()
+                .unwrap();
             assert!(matches!(err, SinkError::Config(_)), "{bad}: {err:?}");
         }
-        let sink = build(&config, &env(false, Some(b"k"))).unwrap();
+        let sink = build(&config, Some(&secret), TENANT, &env(false, None)).unwrap();
         assert_eq!(sink.kind(), "webhook");
-        assert_eq!(
-            build(&webhook("http://127.0.0.1:9/in"), &env(false, Some(b"k")))
-                .unwrap()
-                .kind(),
-            "webhook"
-        );
+        // Pinned: the operator secret works there, and only there.
+        let mut pinned = env(false, Some(b"operator-secret"));
+        pinned.pins.webhook_urls = vec![url::Url::parse("https://rag.example/in").unwrap()];
+        assert!(build(&config, None, TENANT, &pinned).is_ok());
+        for other in ["https://rag.example/other", "https://evil.example/in"] {
+            let err = build(&webhook(other), None, TENANT, &pinned).err().unwrap();
+            assert!(matches!(err, SinkError::CredentialsRequired(_)), "{other}");
+        }
     }
 
     #[test]
@@ -321,20 +687,122 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_request_carries_the_secret_and_the_stored_config_does_not() {
+        let request: SinkRequest = serde_json::from_value(json!({
+            "type": "ragflow", "base_url": "https://r/", "dataset_id": "d", "api_key": "k-123"
+        }))
+        .unwrap();
+        assert!(!format!("{request:?}").contains("k-123"));
+        let (config, secret) = request.into_parts();
+        assert_eq!(secret.as_ref().map(SinkSecret::expose), Some("k-123"));
+        assert_eq!(secret.unwrap().to_string(), "<redacted>");
+        let stored = serde_json::to_string(&config).unwrap();
+        assert!(!stored.contains("k-123"), "{stored}");
+        let hook: SinkRequest = serde_json::from_value(
+            json!({"type": "webhook", "url": "https://h/in", "secret": "s-123"}),
+        )
+        .unwrap();
+        assert_eq!(hook.into_parts().1.unwrap().expose(), "s-123");
+        assert!(serde_json::from_value::<SinkRequest>(
+            json!({"type": "webhook", "url": "https://h/in", "api_key": "x"})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_owner() {
+        let vault =
+            Vault::from_hex("6f1c2b3a5d6e7f8091a2b3c4d5e6f7080f1e2d3c4b5a69788796a5b4c3d2e1f0")
+                .unwrap();
+        let owner = SinkOwner::Connector {
+            workspace_id: "ws-1",
+            connector_id: "c-1",
+        };
+        let sealed = seal_secret(&vault, &own("the-key"), &owner).unwrap();
+        assert_eq!(
+            open_secret(&vault, &sealed, &owner).unwrap().expose(),
+            "the-key"
+        );
+        for other in [
+            SinkOwner::Connector {
+                workspace_id: "ws-2",
+                connector_id: "c-1",
+            },
+            SinkOwner::Connector {
+                workspace_id: "ws-1",
+                connector_id: "c-2",
+            },
+            SinkOwner::Crawl {
+                tenant_id: "ws-1",
+                job_id: "c-1",
+            },
+        ] {
+            assert!(open_secret(&vault, &sealed, &other).is_err(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn pins_parse_and_refuse_malformed_entries() {
+        let pins = OperatorPins::parse(
+            Some("https://hooks.example/in, https://hooks.example/b"),
+            Some("https://rag.example/"),
+            Some("t1:ds_1, t2:ds-2"),
+        )
+        .unwrap();
+        assert_eq!(pins.webhook_urls.len(), 2);
+        assert_eq!(
+            pins.ragflow_datasets,
+            vec![("t1".into(), "ds_1".into()), ("t2".into(), "ds-2".into())]
+        );
+        let base = url::Url::parse("https://rag.example").unwrap();
+        assert!(pins.ragflow_pinned(&base, "t1", "ds_1"));
+        assert!(
+            !pins.ragflow_pinned(&base, "t2", "ds_1"),
+            "another tenant's dataset"
+        );
+        assert!(!pins.ragflow_pinned(
+            &url::Url::parse("https://rag.example:8443").unwrap(),
+            "t1",
+            "ds_1"
+        ));
+        assert_eq!(
+            OperatorPins::parse(None, None, None).unwrap(),
+            OperatorPins::default()
+        );
+        for (hooks, bases, datasets, name) in [
+            (Some("not a url"), None, None, WEBHOOK_PINNED_URLS_ENV),
+            (Some("ftp://h/x"), None, None, WEBHOOK_PINNED_URLS_ENV),
+            (
+                None,
+                Some("https://u:p@rag.example"),
+                None,
+                RAGFLOW_PINNED_BASE_URLS_ENV,
+            ),
+            (None, None, Some("ds_1"), RAGFLOW_PINNED_DATASETS_ENV),
+            (None, None, Some(":ds_1"), RAGFLOW_PINNED_DATASETS_ENV),
+            (None, None, Some("t1:../x"), RAGFLOW_PINNED_DATASETS_ENV),
+        ] {
+            assert_eq!(
+                OperatorPins::parse(hooks, bases, datasets).unwrap_err().0,
+                name
+            );
+        }
+    }
+
     #[tokio::test]
     async fn build_ragflow_needs_key_http_url_and_valid_dataset() {
         let config = ragflow("https://rag.example", "dataset_1");
-        for missing in [
-            ragflow_env(None),
-            ragflow_env(Some("")),
-            ragflow_env(Some("  ")),
-        ] {
-            let err = build(&config, &missing).err().unwrap();
+        // The operator key is not used unpinned.
+        for deployment in [ragflow_env(None), ragflow_env(Some("operator"))] {
+            let err = build(&config, None, TENANT, &deployment).err().unwrap();
+            assert!(matches!(err, SinkError::CredentialsRequired(_)), "{err:?}");
+        }
+        for empty in ["", "  "] {
+            let err = build(&config, Some(&own(empty)), TENANT, &ragflow_env(None))
+                .err()
+                .unwrap();
             assert!(matches!(err, SinkError::Config(_)), "{err:?}");
-            assert!(
-                err.to_string().contains("TRIBUTARY_RAGFLOW_API_KEY"),
-                "{err}"
-            );
         }
         for (base, dataset) in [
             ("ftp://rag.example", "d"),
@@ -344,15 +812,20 @@ mod tests {
             ("https://rag.example", "../other"),
             ("https://rag.example", "a b"),
         ] {
-            let err = build(&ragflow(base, dataset), &ragflow_env(Some("k")))
-                .err()
-                .unwrap();
+            let err = build(
+                &ragflow(base, dataset),
+                Some(&own("k")),
+                TENANT,
+                &ragflow_env(None),
+            )
+            .err()
+            .unwrap();
             assert!(
                 matches!(err, SinkError::Config(_)),
                 "{base} {dataset}: {err:?}"
             );
         }
-        let sink = build(&config, &ragflow_env(Some("k"))).unwrap();
+        let sink = build(&config, Some(&own("k")), TENANT, &ragflow_env(None)).unwrap();
         assert_eq!(sink.kind(), "ragflow");
     }
 

@@ -35,6 +35,11 @@ pub struct ConnectorRecord {
     /// The credentials, sealed by the vault and bound to the connector id.
     pub credentials_sealed: String,
     pub sink: SinkConfig,
+    /// The sink's own credential (RAGFlow API key or webhook secret), sealed and bound to
+    /// the workspace and connector (never returned). None: a directory sink, or a sink
+    /// stored before sinks had credentials (it works only where the operator pinned it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_secret_sealed: Option<String>,
     /// Minutes between scheduled syncs (≥ 1); None: manual and webhook triggers only.
     pub schedule_minutes: Option<u32>,
     pub webhook: Option<WebhookSettings>,
@@ -47,6 +52,14 @@ pub struct ConnectorRecord {
 }
 
 impl ConnectorRecord {
+    /// The owner the sink credential is sealed for.
+    pub fn sink_owner(&self) -> crate::sinks::SinkOwner<'_> {
+        crate::sinks::SinkOwner::Connector {
+            workspace_id: &self.workspace_id,
+            connector_id: &self.id,
+        }
+    }
+
     /// Due when it has a schedule and its interval has passed since it was last enqueued.
     pub fn is_due(&self, now: i64) -> bool {
         match self.schedule_minutes {

@@ -99,6 +99,14 @@ impl CrawlJob {
     fn expires_at(&self) -> i64 {
         self.created_at + RETENTION_SECS
     }
+
+    /// The owner the job's sink credential is sealed for.
+    pub fn sink_owner(&self) -> crate::sinks::SinkOwner<'_> {
+        crate::sinks::SinkOwner::Crawl {
+            tenant_id: &self.tenant_id,
+            job_id: &self.id,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

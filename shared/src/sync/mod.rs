@@ -248,6 +248,9 @@ impl SyncEngine {
         sinks: SinkEnvironment,
         http: reqwest::Client,
     ) -> Self {
+        let mut sinks = sinks;
+        // Per-sink credentials are sealed with the connector credentials' key.
+        sinks.vault.get_or_insert_with(|| vault.clone());
         Self {
             connectors: Connectors::new(table),
             queues,
@@ -357,8 +360,17 @@ impl SyncEngine {
         Ok(purged)
     }
 
+    /// The connector's sink, with its own sealed credential (or an operator pin).
+    fn sink_for(&self, record: &ConnectorRecord) -> Result<Arc<dyn Sink>, SyncError> {
+        Ok(self.sinks.build_stored(
+            &record.sink,
+            record.sink_secret_sealed.as_deref(),
+            &record.sink_owner(),
+        )?)
+    }
+
     async fn purge_documents(&self, record: &ConnectorRecord) -> Result<usize, SyncError> {
-        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let sink = self.sink_for(record)?;
         let mut purged = 0;
         let mut cursor = None;
         loop {
@@ -621,7 +633,7 @@ impl SyncEngine {
         deadline: Instant,
     ) -> Result<bool, SyncError> {
         let connector = self.connector(record)?;
-        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let sink = self.sink_for(record)?;
         let mut checkpoint = self.connectors.checkpoint(&record.id).await?;
         // At least one batch per invocation, so every continuation makes progress.
         loop {
@@ -752,7 +764,7 @@ impl SyncEngine {
         if gone.is_empty() {
             return Ok(());
         }
-        let sink = crate::sinks::build(&record.sink, &self.sinks)?;
+        let sink = self.sink_for(record)?;
         let ids: Vec<String> = gone.iter().map(|entry| entry.document_id.clone()).collect();
         sink.delete(&ids).await?;
         for entry in gone {
