@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use tributary::crawl::engine::{message_body, CrawlEngine, Deadline};
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::{create_queue_with_dlq, Queue, ReceivedMessage, SqsQueue};
-use tributary::store::crawls::CrawlJob;
+use tributary::store::crawls::{Candidate, Counters, CrawlJob, JobStatus, Outcome};
 use tributary_e2e::app::{crawl_engine_with_queue, crawl_request, dynamo_table, temp_dir};
 use tributary_e2e::moto;
 use tributary_e2e::site::{Resource, TestSite};
@@ -247,4 +247,69 @@ async fn cancelling_on_dynamodb_skips_the_rest() {
     assert_eq!(after.counters.done, 1);
     assert_eq!(after.counters.skipped_cancelled, 3);
     assert_eq!(site.requested().len(), fetched);
+}
+
+/// Pages of one job finishing at once on DynamoDB, as the records of one batch do: each
+/// finish is one transaction on the job's item version, so every page is counted exactly
+/// once and none goes back to queued. (On a store without isolated transactions, e.g.
+/// moto's threaded server before `infra/scripts/moto_server.py` serialized it, a failed
+/// transaction's rollback or a lost update left a page counted short, and a crawl stuck
+/// with one page pending and nothing left on the queue.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_page_finishes_on_dynamodb_count_every_page_once() {
+    const PAGES: usize = 40;
+    let cloud = cloud(MAX_RECEIVES).await;
+    let seed = "http://127.0.0.1:9/";
+    let spec = crawl_request(seed, None)
+        .validate(cloud.engine.fetcher().policy(), cloud.engine.sinks())
+        .expect("valid");
+    let pages: Vec<Candidate> = (0..PAGES)
+        .map(|n| Candidate {
+            key: format!("page-{n}"),
+            url: format!("{seed}{n}.html"),
+            depth: 0,
+        })
+        .collect();
+    let keys: Vec<String> = pages.iter().map(|page| page.key.clone()).collect();
+    let started = CrawlJob {
+        id: moto::unique_name("concurrent"),
+        user_id: "user".into(),
+        tenant_id: "tenant".into(),
+        spec,
+        status: JobStatus::Queued,
+        counters: Counters::default(),
+        created_at: tributary::time::now_epoch_seconds(),
+        updated_at: tributary::time::now_epoch_seconds(),
+        finished_at: None,
+        end_reason: None,
+        item_version: 1,
+    };
+    let jobs = cloud.engine.jobs();
+    jobs.create(&started, &pages).await.expect("create");
+
+    let finishes = keys.iter().map(|key| {
+        let jobs = jobs.clone();
+        let id = started.id.clone();
+        let key = key.clone();
+        tokio::spawn(async move { jobs.finish(&id, &key, Outcome::Done, 0, |_| {}).await })
+    });
+    let mut moved = 0;
+    for finished in futures::future::join_all(finishes).await {
+        moved += usize::from(finished.expect("task").expect("finish").is_some());
+    }
+
+    let after = job(&cloud, &started.id).await;
+    assert_eq!(after.counters.done, PAGES as u64, "{:?}", after.counters);
+    assert_eq!(
+        moved, PAGES,
+        "each page left the queued state by its own finish"
+    );
+    assert_eq!(after.counters.processed, PAGES as u64);
+    assert_eq!(after.counters.pending(), 0);
+    assert_eq!(format!("{:?}", after.status), "Completed");
+    let (urls, _) = jobs
+        .results(&started.id, 1000, None)
+        .await
+        .expect("results");
+    assert_eq!(urls.len(), PAGES, "no page went back to queued");
 }
