@@ -149,7 +149,7 @@ impl SyncQueues {
 pub fn connector_for(
     record: &ConnectorRecord,
     credentials: Credentials,
-    http: reqwest::Client,
+    http: crate::http::GuardedClient,
     retry: RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     crate::connectors::build(
@@ -167,7 +167,7 @@ pub struct SyncEngine {
     pub queues: SyncQueues,
     vault: Vault,
     sinks: SinkEnvironment,
-    http: reqwest::Client,
+    http: crate::http::GuardedClient,
     retry: RetryPolicy,
     safety_margin: Duration,
     progress: Option<Progress>,
@@ -185,7 +185,7 @@ impl SyncEngine {
         queues: SyncQueues,
         vault: Vault,
         sinks: SinkEnvironment,
-        http: reqwest::Client,
+        http: crate::http::GuardedClient,
     ) -> Self {
         Self {
             connectors: Connectors::new(table),
@@ -243,7 +243,7 @@ impl SyncEngine {
         &self.sinks
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &crate::http::GuardedClient {
         &self.http
     }
 
