@@ -2,6 +2,7 @@ mod confluence_connector;
 mod crawl;
 mod crawl_cloud;
 mod github_signin;
+mod guarded_http;
 mod identity;
 mod jira_connector;
 mod local;

@@ -163,6 +163,8 @@ struct Inner {
     listing_pages_before_failure: Option<u32>,
     /// Searches that never answer (the client's timeout must fire).
     stall_next: u32,
+    /// Where attachment downloads redirect instead of the media service (SSRF tests).
+    attachment_redirect: Option<String>,
     /// Serialised issues by (id, requested fields): building them is what a big pull
     /// spends its time on in an unoptimised test build. Dropped when an issue changes.
     rendered: HashMap<(u64, String), String>,
@@ -300,6 +302,7 @@ impl FakeJira {
                 requests: Vec::new(),
                 listing_pages_before_failure: None,
                 stall_next: 0,
+                attachment_redirect: None,
                 rendered: HashMap::new(),
             })),
             base_url: Arc::default(),
@@ -391,6 +394,11 @@ impl FakeJira {
         issue.updated = updated;
         inner.rendered.retain(|(id, _), _| *id != issue_id);
         jira_time(&updated)
+    }
+
+    /// Attachment downloads answer `303 Location: <location>` (a hostile source).
+    pub fn redirect_attachments_to(&self, location: &str) {
+        self.shared.lock().attachment_redirect = Some(location.to_owned());
     }
 
     /// The next `n` searches never answer.
@@ -1042,7 +1050,9 @@ async fn attachment_content(
         )
             .into_response();
     }
-    let location = format!("/media/file/{id}?token=media-{id}&client=fake");
+    let redirect = shared.lock().attachment_redirect.clone();
+    let location =
+        redirect.unwrap_or_else(|| format!("/media/file/{id}?token=media-{id}&client=fake"));
     (
         StatusCode::SEE_OTHER,
         [(
