@@ -464,11 +464,14 @@ mod tests {
         );
     }
 
+    /// (method, path, Authorization) of one request.
+    type Hit = (String, String, Option<String>);
+
     #[derive(Clone, Default)]
-    struct Seen(Arc<Mutex<Vec<(String, String, Option<String>)>>>);
+    struct Seen(Arc<Mutex<Vec<Hit>>>);
 
     impl Seen {
-        fn all(&self) -> Vec<(String, String, Option<String>)> {
+        fn all(&self) -> Vec<Hit> {
             self.0.lock().unwrap().clone()
         }
     }
