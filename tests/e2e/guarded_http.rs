@@ -302,3 +302,83 @@ fn only_session_functions_get_the_signing_key_in_the_template() {
         ])
     );
 }
+
+fn confluence(
+    fake: &tributary_e2e::fake_confluence::FakeConfluence,
+    http: GuardedClient,
+) -> tributary::connectors::confluence::ConfluenceConnector {
+    let config = serde_json::from_value(json!({
+        "base_url": fake.base_url(),
+        "attachments": true,
+        "max_attachment_bytes": 1_000,
+    }))
+    .expect("config");
+    let retry = RetryPolicy {
+        base_delay: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    };
+    tributary::connectors::confluence::ConfluenceConnector::new(
+        "ssrf-confluence",
+        config,
+        fake.credentials(),
+        http,
+        retry,
+    )
+    .expect("connector")
+}
+
+/// Every document's markdown after a full pull of any connector.
+async fn markdown_of(connector: &dyn Connector) -> Vec<String> {
+    let mut markdown = Vec::new();
+    let mut checkpoint: Option<Value> = None;
+    for _ in 0..100 {
+        let batch = connector
+            .pull(checkpoint.as_ref())
+            .await
+            .expect("the batch succeeds: a refused attachment must not fail the sync");
+        markdown.extend(batch.documents.into_iter().map(|doc| doc.markdown));
+        if batch.done {
+            return markdown;
+        }
+        checkpoint = Some(batch.checkpoint);
+    }
+    panic!("the pull never finished");
+}
+
+#[tokio::test]
+async fn confluence_attachment_redirects_to_refused_addresses_are_never_followed() {
+    let fake = tributary_e2e::fake_confluence::FakeConfluence::start(12).await;
+    let (port, hits) = canary().await;
+    let connector = confluence(&fake, client(&["127.0.0.1/32"]));
+    for target in [
+        format!("http://127.0.0.2:{port}/"),
+        format!("http://[::ffff:127.0.0.2]:{port}/"),
+        format!("http://2130706434:{port}/"),
+        format!("//0x7f.0.0.2:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+    ] {
+        fake.redirect_attachments_to(&target);
+        let documents = markdown_of(&connector).await;
+        assert_eq!(documents.len(), 12, "{target}: every page still arrives");
+        assert!(
+            documents
+                .iter()
+                .all(|markdown| !markdown.contains("CANARY")),
+            "{target}: a refused body landed in a document"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "{target} reached the canary"
+        );
+    }
+    // Control: allowed by policy, the same redirect is followed.
+    fake.redirect_attachments_to(&format!("http://127.0.0.2:{port}/notes"));
+    let open = confluence(&fake, client(&["127.0.0.1/32", "127.0.0.2/32"]));
+    let documents = markdown_of(&open).await;
+    assert!(documents
+        .iter()
+        .any(|markdown| markdown.contains(CANARY_BODY)));
+    assert!(hits.load(Ordering::SeqCst) > 0);
+}
