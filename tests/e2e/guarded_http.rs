@@ -230,29 +230,63 @@ async fn moving_a_connector_to_another_origin_needs_its_credentials_again() {
 /// so the environment is exactly the one given here.
 #[test]
 fn store_only_functions_start_without_the_session_key() {
-    if std::env::var_os("TRIBUTARY_E2E_STORE_ONLY_CHILD").is_some() {
-        return store_only_child();
+    match std::env::var("TRIBUTARY_E2E_STORE_ONLY_CHILD").as_deref() {
+        Ok("with-vault") => return store_only_child(),
+        Ok("no-vault") => return scheduler_child(),
+        _ => {}
     }
-    let data_dir = temp_dir("store-only");
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "guarded_http::store_only_functions_start_without_the_session_key",
-            "--test-threads=1",
-        ])
-        .env_clear()
-        .env("TRIBUTARY_E2E_STORE_ONLY_CHILD", "1")
-        .env("TRIBUTARY_STORE", "embedded")
-        .env("TRIBUTARY_DATA_DIR", &data_dir)
-        .env(tributary::vault::ENCRYPTION_KEY, TEST_ENCRYPTION_KEY)
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for (mode, vault_key) in [
+        ("with-vault", Some(TEST_ENCRYPTION_KEY)),
+        ("no-vault", None),
+    ] {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        child
+            .args([
+                "--exact",
+                "guarded_http::store_only_functions_start_without_the_session_key",
+                "--test-threads=1",
+            ])
+            .env_clear()
+            .env("TRIBUTARY_E2E_STORE_ONLY_CHILD", mode)
+            .env("TRIBUTARY_STORE", "embedded")
+            .env("TRIBUTARY_DATA_DIR", temp_dir("store-only"));
+        if let Some(key) = vault_key {
+            child.env(tributary::vault::ENCRYPTION_KEY, key);
+        }
+        let output = child.output().expect("run the child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The scheduler only enqueues: no session key and no vault key either.
+fn scheduler_child() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        assert!(std::env::var_os(tributary::vault::ENCRYPTION_KEY).is_none());
+        let services = tributary::Services::store_from_env()
+            .await
+            .expect("store-only services");
+        assert!(
+            tributary::sync::setup::engine_with(
+                services.table.clone(),
+                tributary::sync::SyncQueues::new()
+            )
+            .is_err(),
+            "functions that open credentials still need the vault key"
+        );
+        let vault = tributary::sync::setup::ephemeral_vault().expect("ephemeral vault");
+        tributary::sync::setup::engine_with_vault(
+            services.table.clone(),
+            tributary::sync::SyncQueues::new(),
+            vault,
+        )
+        .expect("the scheduler's engine");
+    });
 }
 
 fn store_only_child() {
@@ -274,9 +308,8 @@ fn store_only_child() {
     });
 }
 
-/// Only the functions that issue or check sessions get the signing key in template.yaml.
-#[test]
-fn only_session_functions_get_the_signing_key_in_the_template() {
+/// The template resources whose environment sets `variable`.
+fn holders_of(variable: &str) -> BTreeSet<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let template = std::fs::read_to_string(path).expect("template.yaml");
     let mut resource = None;
@@ -289,12 +322,29 @@ fn only_session_functions_get_the_signing_key_in_the_template() {
         {
             resource = Some(name.trim_end_matches(':').to_owned());
         }
-        if line.trim_start().starts_with("TRIBUTARY_JWT_SECRET:") {
+        if line.trim_start().starts_with(&format!("{variable}:")) {
             holders.insert(resource.clone().expect("inside a resource"));
         }
     }
+    holders
+}
+
+/// Only the functions that issue or check sessions get the signing key in template.yaml,
+/// and only those that seal or open credentials get the vault key.
+#[test]
+fn only_session_functions_get_the_signing_key_in_the_template() {
+    let names = |names: &[&str]| names.iter().map(|name| name.to_string()).collect();
     assert_eq!(
-        holders,
+        holders_of("TRIBUTARY_ENCRYPTION_KEY"),
+        names(&[
+            "ConnectorsApiFunction",
+            "SyncConfluenceFunction",
+            "SyncJiraFunction",
+            "WebhookFunction",
+        ])
+    );
+    assert_eq!(
+        holders_of("TRIBUTARY_JWT_SECRET"),
         BTreeSet::from([
             "AuthFunction".to_owned(),
             "OAuthCallbackFunction".to_owned(),
