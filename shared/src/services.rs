@@ -35,12 +35,40 @@ impl Services {
         }
     }
 
-    /// The Lambda configuration: store and keys from the environment.
+    /// The Lambda configuration of the functions that issue or check sessions (auth,
+    /// token-check, oauth-callback): store and `TRIBUTARY_JWT_SECRET` from the environment.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let sessions = config::session_keys_from_env()?;
         let table = table_from(StoreConfig::from_env()?).await?;
         Ok(Self::new(table, sessions))
     }
+
+    /// The configuration of every other function: the store only; `TRIBUTARY_JWT_SECRET` is
+    /// never read. Functions behind the API Gateway authorizer take the caller from its
+    /// context, so they neither issue nor check sessions; the session keys here are random
+    /// per cold start, so a session minted or checked with them by mistake fails closed.
+    pub async fn store_from_env() -> Result<Self, ConfigError> {
+        let table = store_table_from_env().await?;
+        Ok(Self::new(table, ephemeral_session_keys()?))
+    }
+}
+
+/// Just the table from the environment (`TRIBUTARY_STORE`, `TRIBUTARY_TABLE_NAME`, ...).
+pub async fn store_table_from_env() -> Result<Arc<dyn Table>, ConfigError> {
+    table_from(StoreConfig::from_env()?).await
+}
+
+/// A random signing key that exists only in this process.
+fn ephemeral_session_keys() -> Result<SessionKeys, ConfigError> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|error| ConfigError::Invalid {
+        name: config::JWT_SECRET,
+        reason: format!("no randomness for an ephemeral key: {error}"),
+    })?;
+    Ok(SessionKeys::new(
+        hex::encode(random).as_bytes(),
+        crate::auth::session::DEFAULT_TTL_SECS,
+    )?)
 }
 
 async fn table_from(store: StoreConfig) -> Result<Arc<dyn Table>, ConfigError> {

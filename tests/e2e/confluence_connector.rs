@@ -45,7 +45,7 @@ fn connector_with(
         "confluence-e2e",
         config(fake, extra),
         credentials,
-        tributary::http::back_channel_client().expect("client"),
+        tributary_e2e::app::loopback_client(Duration::from_secs(15)),
         retry(),
     )
     .expect("connector")
@@ -621,10 +621,7 @@ async fn attachments_are_listed_and_small_text_ones_appended() {
 #[tokio::test]
 async fn requests_that_time_out_are_retried_then_reported_unavailable() {
     let fake = FakeConfluence::start(20).await;
-    let quick = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .expect("client");
+    let quick = tributary_e2e::app::loopback_client(Duration::from_millis(300));
     let connector = ConfluenceConnector::new(
         "confluence-timeouts",
         config(&fake, json!({})),

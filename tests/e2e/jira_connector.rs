@@ -25,12 +25,8 @@ fn retry() -> RetryPolicy {
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+fn http() -> tributary::http::GuardedClient {
+    tributary_e2e::app::loopback_client(Duration::from_secs(10))
 }
 
 fn config(fake: &FakeJira, extra: Value) -> JiraConfig {
@@ -614,10 +610,7 @@ async fn text_attachments_are_appended_only_when_enabled() {
 #[tokio::test]
 async fn searches_that_time_out_are_retried_then_reported_unavailable() {
     let fake = FakeJira::start(30).await;
-    let quick = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .expect("client");
+    let quick = tributary_e2e::app::loopback_client(Duration::from_millis(300));
     let connector = JiraConnector::new(
         "jira-timeouts",
         config(&fake, json!({})),

@@ -3,6 +3,7 @@ mod crawl;
 mod crawl_cloud;
 mod crawl_pacing;
 mod github_signin;
+mod guarded_http;
 mod identity;
 mod jira_connector;
 mod local;

@@ -24,7 +24,7 @@ fn environment() -> SinkEnvironment {
     SinkEnvironment {
         directory_sinks_allowed: false,
         webhook_secret: None,
-        http: reqwest::Client::new(),
+        http: tributary_e2e::app::loopback_client(std::time::Duration::from_secs(15)),
         ragflow_api_key: None,
         pins: OperatorPins::default(),
         vault: None,
@@ -472,7 +472,7 @@ async fn unreachable_ragflow_is_unavailable() {
     drop(listener);
     let base = reqwest::Url::parse(&format!("http://{address}/")).expect("url");
     let sink = RagflowSink::new(
-        reqwest::Client::new(),
+        tributary_e2e::app::loopback_client(std::time::Duration::from_secs(15)),
         base,
         DATASET_ID.into(),
         API_KEY.into(),

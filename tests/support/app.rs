@@ -159,6 +159,16 @@ async fn spawn(services: Services, sign_in: SignIn) -> TestApp {
     spawn_with_policy(services, sign_in, NetworkPolicy::allow_private()).await
 }
 
+/// A guarded client that may reach loopback (where the fakes live), with this timeout.
+pub fn loopback_client(timeout: std::time::Duration) -> tributary::http::GuardedClient {
+    let options = tributary::http::ClientOptions {
+        timeout,
+        ..Default::default()
+    };
+    tributary::http::GuardedClient::new(Arc::new(NetworkPolicy::allow_private()), &options)
+        .expect("client")
+}
+
 /// A key for the tests' vault only.
 pub const TEST_ENCRYPTION_KEY: &str =
     "3c1f5e7a9b2d4f6081a3c5e7092b4d6f8a1c3e5f7091b3d5f7a9c1e3f5071a3c";

@@ -117,6 +117,8 @@ struct Inner {
     /// Requests that never answer (the client's timeout must fire).
     stalls: u32,
     requests: Vec<RecordedRequest>,
+    /// Where attachment downloads redirect instead of the media URL (SSRF tests).
+    attachment_redirect: Option<String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -151,6 +153,7 @@ impl FakeConfluence {
             failures: 0,
             failure_status: 503,
             requests: Vec::new(),
+            attachment_redirect: None,
         }));
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let handle = tokio::spawn(async move {
@@ -201,6 +204,11 @@ impl FakeConfluence {
     }
 
     /// The next `n` requests get 429; the first says `Retry-After: 1`, the others `0`.
+    /// Attachment downloads answer `302 Location: <location>` (a hostile site).
+    pub fn redirect_attachments_to(&self, location: &str) {
+        lock(&self.shared).attachment_redirect = Some(location.to_owned());
+    }
+
     /// The next `n` requests never answer.
     pub fn stall_next(&self, n: u32) {
         lock(&self.shared).stalls = n;
@@ -860,11 +868,13 @@ impl Inner {
         if !known {
             return error(StatusCode::NOT_FOUND, "No attachment found.");
         }
-        let location = format!(
-            "{}/media/{id}/{}?token=media-{id}",
-            self.base_url,
-            encode_segment(&filename)
-        );
+        let location = self.attachment_redirect.clone().unwrap_or_else(|| {
+            format!(
+                "{}/media/{id}/{}?token=media-{id}",
+                self.base_url,
+                encode_segment(&filename)
+            )
+        });
         let mut response = StatusCode::FOUND.into_response();
         if let Ok(location) = HeaderValue::from_str(&location) {
             response.headers_mut().insert(header::LOCATION, location);

@@ -165,6 +165,8 @@ struct Inner {
     stall_next: u32,
     /// Every search answers after this long (a slow site, to interrupt a sync mid-way).
     page_delay: std::time::Duration,
+    /// Where attachment downloads redirect instead of the media service (SSRF tests).
+    attachment_redirect: Option<String>,
     /// Serialised issues by (id, requested fields): building them is what a big pull
     /// spends its time on in an unoptimised test build. Dropped when an issue changes.
     rendered: HashMap<(u64, String), String>,
@@ -303,6 +305,7 @@ impl FakeJira {
                 listing_pages_before_failure: None,
                 stall_next: 0,
                 page_delay: std::time::Duration::ZERO,
+                attachment_redirect: None,
                 rendered: HashMap::new(),
             })),
             base_url: Arc::default(),
@@ -396,12 +399,17 @@ impl FakeJira {
         jira_time(&updated)
     }
 
-    /// The next `n` searches never answer.
+    /// Attachment downloads answer `303 Location: <location>` (a hostile source).
+    pub fn redirect_attachments_to(&self, location: &str) {
+        self.shared.lock().attachment_redirect = Some(location.to_owned());
+    }
+
     /// Every search request answers after `delay`.
     pub fn set_page_delay(&self, delay: std::time::Duration) {
         self.shared.lock().page_delay = delay;
     }
 
+    /// The next `n` searches never answer.
     pub fn stall_next(&self, n: u32) {
         self.shared.lock().stall_next = n;
     }
@@ -1053,7 +1061,9 @@ async fn attachment_content(
         )
             .into_response();
     }
-    let location = format!("/media/file/{id}?token=media-{id}&client=fake");
+    let redirect = shared.lock().attachment_redirect.clone();
+    let location =
+        redirect.unwrap_or_else(|| format!("/media/file/{id}?token=media-{id}&client=fake"));
     (
         StatusCode::SEE_OTHER,
         [(

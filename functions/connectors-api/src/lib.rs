@@ -126,6 +126,13 @@ fn checked_config(source: SourceKind, config: Value) -> Result<Value, ApiError> 
     tributary::connectors::validate_config(source, config).map_err(connector_error)
 }
 
+/// The origin (scheme, host, port) of the source's `base_url`, which the stored credentials
+/// belong to.
+fn source_origin(config: &Value) -> Option<url::Origin> {
+    let raw = config.get("base_url")?.as_str()?;
+    Some(url::Url::parse(raw).ok()?.origin())
+}
+
 fn checked_schedule(minutes: Option<u32>) -> Result<Option<u32>, ApiError> {
     match minutes {
         Some(m) if !(1..=MAX_SCHEDULE_MINUTES).contains(&m) => Err(ApiError::bad_request(
@@ -347,7 +354,16 @@ async fn update(
         request.config.is_some() || request.credentials.is_some() || request.sink.is_some();
     let config_changed = request.config.is_some();
     if let Some(config) = request.config {
-        record.config = checked_config(record.source, config)?;
+        let config = checked_config(record.source, config)?;
+        if request.credentials.is_none() && source_origin(&config) != source_origin(&record.config)
+        {
+            // The sealed credentials were given for the old host: never send them elsewhere.
+            return Err(ApiError::bad_request(
+                "credentials_required",
+                "changing base_url to another origin (scheme, host or port) needs the credentials in the same request",
+            ));
+        }
+        record.config = config;
     }
     if let Some(sink) = request.sink {
         update_sink(&engine, &mut record, sink)?;

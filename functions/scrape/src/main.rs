@@ -10,7 +10,7 @@ use tributary::Services;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     tributary::telemetry::init_lambda_logs();
-    let services = Services::from_env().await?;
+    let services = Services::store_from_env().await?;
     let engine = Arc::new(engine_from_env(services.table.clone()).await?);
     let app = finish(scrape::protected_routes(engine)).layer(from_fn(principal_from_authorizer));
     lambda_http::run(app).await

@@ -9,7 +9,7 @@ use tributary::Services;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tributary::telemetry::init_lambda_logs();
-    let services = Services::from_env().await?;
+    let services = Services::store_from_env().await?;
     let engine = engine_from_env(services.table.clone()).await?;
     let engine = &engine;
     lambda_runtime::run(service_fn(

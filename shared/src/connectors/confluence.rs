@@ -31,7 +31,7 @@ use url::Url;
 
 use super::document::Document;
 use super::{Batch, Connector, ConnectorError, Credentials, DocumentFailure, IdPage};
-use crate::http::{send_with_retry, RetryPolicy};
+use crate::http::{send_with_retry, GuardedClient, HttpError, RetryPolicy};
 
 /// `Document::source` of everything this connector produces.
 pub const SOURCE: &str = "confluence";
@@ -47,7 +47,6 @@ const LIST_PAGE_SIZE: usize = 200;
 const ATTACHMENT_PAGE_SIZE: usize = 100;
 /// Pages of one batch whose attachments are listed at the same time.
 const ATTACHMENT_CONCURRENCY: usize = 4;
-const MAX_ATTACHMENT_REDIRECTS: usize = 3;
 const EXPAND: &str = "body.storage,version,space,ancestors,metadata.labels";
 /// The CQL date format used for the window (minutes: CQL has no seconds).
 const CQL_DATE_FORMAT: &str = "%Y-%m-%d %H:%M";
@@ -252,7 +251,7 @@ pub struct ConfluenceConnector {
     scope: String,
     config: ConfluenceConfig,
     credentials: Credentials,
-    http: reqwest::Client,
+    http: GuardedClient,
     retry: RetryPolicy,
     /// `<base_url>/wiki`, without a trailing slash.
     wiki_root: String,
@@ -273,7 +272,7 @@ impl ConfluenceConnector {
         connector_id: &str,
         config: ConfluenceConfig,
         credentials: Credentials,
-        http: reqwest::Client,
+        http: GuardedClient,
         retry: RetryPolicy,
     ) -> Result<Self, ConnectorError> {
         if connector_id.trim().is_empty() {
@@ -415,6 +414,13 @@ impl ConfluenceConnector {
 
     /// One GET with retries; answers whatever status the server gave.
     async fn send(&self, url: &Url, json: bool) -> Result<reqwest::Response, ConnectorError> {
+        self.send_guarded(url, json).await.map_err(transport_error)
+    }
+
+    /// [`Self::send`] with the client's own error, so a refused redirect can be told apart.
+    /// Credentials go only to this site; the guarded client drops them on any hop that
+    /// changes origin.
+    async fn send_guarded(&self, url: &Url, json: bool) -> Result<reqwest::Response, HttpError> {
         let with_credentials = self.same_site(url);
         send_with_retry(
             || {
@@ -433,7 +439,6 @@ impl ConfluenceConnector {
             &self.retry,
         )
         .await
-        .map_err(transport_error)
     }
 
     /// GET a JSON answer of the API; any non-2xx is an error.
@@ -627,48 +632,38 @@ impl ConfluenceConnector {
     /// The text of one attachment, following the download redirect (credentials go only to
     /// this site); `None` when it is gone or larger than the cap.
     async fn download_text(&self, download: &str) -> Result<Option<String>, ConnectorError> {
-        let Ok(mut url) = Url::parse(download) else {
+        let Ok(url) = Url::parse(download) else {
             return Ok(None);
         };
         if !self.same_site(&url) {
             return Ok(None);
         }
         let cap = self.config.max_attachment_bytes();
-        for _ in 0..=MAX_ATTACHMENT_REDIRECTS {
-            let response = self.send(&url, false).await?;
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|location| url.join(location).ok())
-                    .filter(|target| matches!(target.scheme(), "http" | "https"));
-                match location {
-                    Some(target) => {
-                        url = target;
-                        continue;
-                    }
-                    None => return Ok(None),
-                }
-            }
-            if matches!(status.as_u16(), 404 | 410) {
+        let response = match self.send_guarded(&url, false).await {
+            Ok(response) => response,
+            Err(error) if refused_hop(&error) => {
+                tracing::warn!(%error, "attachment redirect refused; left out");
                 return Ok(None);
             }
-            let mut response = expect_success(response, "attachment download").await?;
-            if response.content_length().is_some_and(|length| length > cap) {
-                return Ok(None);
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-                body.extend_from_slice(&chunk);
-                if body.len() as u64 > cap {
-                    return Ok(None);
-                }
-            }
-            return Ok(Some(String::from_utf8_lossy(&body).into_owned()));
+            Err(error) => return Err(transport_error(error)),
+        };
+        let status = response.status();
+        // A redirect the client did not follow (no usable Location) or a gone attachment.
+        if status.is_redirection() || matches!(status.as_u16(), 404 | 410) {
+            return Ok(None);
         }
-        Ok(None)
+        let mut response = expect_success(response, "attachment download").await?;
+        if response.content_length().is_some_and(|length| length > cap) {
+            return Ok(None);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > cap {
+                return Ok(None);
+            }
+        }
+        Ok(Some(String::from_utf8_lossy(&body).into_owned()))
     }
 }
 
@@ -847,9 +842,22 @@ fn content_id(raw: &Value) -> Option<String> {
     }
 }
 
-fn transport_error(error: reqwest::Error) -> ConnectorError {
-    let error = error.without_url();
-    if error.is_builder() {
+/// A redirect the guarded client would not follow (network policy, loop, bad Location).
+fn refused_hop(error: &HttpError) -> bool {
+    error.is_refusal()
+        || matches!(
+            error,
+            HttpError::TooManyRedirects | HttpError::BadRedirect(_)
+        )
+}
+
+fn transport_error(error: impl Into<HttpError>) -> ConnectorError {
+    let error = error.into();
+    if error.is_refusal() {
+        ConnectorError::Config(format!("blocked by the network policy: {error}"))
+    } else if refused_hop(&error) {
+        ConnectorError::Protocol(error.to_string())
+    } else if error.is_builder() {
         ConnectorError::Config(format!("cannot build the request: {error}"))
     } else if error.is_decode() {
         ConnectorError::Protocol(error.to_string())
@@ -2358,7 +2366,10 @@ mod tests {
             "c1",
             config,
             Credentials::Bearer { token: "t".into() },
-            reqwest::Client::new(),
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             RetryPolicy::default(),
         )
         .unwrap();
@@ -2390,7 +2401,10 @@ mod tests {
             "c1",
             config(),
             Credentials::Bearer { token: "t".into() },
-            reqwest::Client::new(),
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             RetryPolicy::default(),
         )
         .unwrap();
@@ -2434,7 +2448,10 @@ mod tests {
             "c1",
             config(),
             Credentials::Bearer { token: "t".into() },
-            reqwest::Client::new(),
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             RetryPolicy::default(),
         )
         .unwrap();
@@ -2481,7 +2498,10 @@ mod tests {
                 email: "a@example.com".into(),
                 api_token: "very-secret-token".into(),
             },
-            reqwest::Client::new(),
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             RetryPolicy::default(),
         )
         .unwrap();

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration as TimeDelta, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
-use reqwest::header::{ACCEPT, LOCATION};
+use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -37,7 +37,7 @@ use super::{
     is_loopback, Batch, Connector, ConnectorError, Credentials, DocumentFailure, IdPage,
     DEFAULT_BATCH_SIZE,
 };
-use crate::http::{send_with_retry, RetryPolicy};
+use crate::http::{send_with_retry, GuardedClient, HttpError, RetryPolicy};
 
 const SOURCE: &str = "jira";
 const CHECKPOINT_VERSION: u64 = 1;
@@ -52,7 +52,6 @@ const LIST_PAGE_SIZE: usize = 1000;
 const COMMENT_PAGE_SIZE: usize = 100;
 /// A guard against a comment endpoint that never reaches its `total`.
 const MAX_COMMENT_PAGES: usize = 500;
-const MAX_REDIRECTS: usize = 3;
 const MAX_JQL_CHARS: usize = 4000;
 const MAX_LABEL_CHARS: usize = 255;
 const MAX_TOKEN_CHARS: usize = 8192;
@@ -589,13 +588,24 @@ fn status_error(status: StatusCode, what: &str, messages: &str) -> ConnectorErro
     }
 }
 
-fn transport_error(error: reqwest::Error, what: &str) -> ConnectorError {
-    let error = error.without_url();
-    if error.is_decode() {
+fn transport_error(error: impl Into<HttpError>, what: &str) -> ConnectorError {
+    let error = error.into();
+    if error.is_refusal() {
+        ConnectorError::Config(format!("{what}: {error}"))
+    } else if error.is_decode() || refused_hop(&error) {
         ConnectorError::Protocol(format!("{what}: {error}"))
     } else {
         ConnectorError::Unavailable(format!("{what}: {error}"))
     }
+}
+
+/// A redirect the guarded client would not follow (network policy, hop filter, loop).
+fn refused_hop(error: &HttpError) -> bool {
+    error.is_refusal()
+        || matches!(
+            error,
+            HttpError::TooManyRedirects | HttpError::BadRedirect(_)
+        )
 }
 
 /// A successful answer's JSON body, or the error its status means.
@@ -620,7 +630,7 @@ pub struct JiraConnector {
     base: String,
     scope_jql: String,
     credentials: Credentials,
-    http: reqwest::Client,
+    http: GuardedClient,
     retry: RetryPolicy,
 }
 
@@ -641,7 +651,7 @@ impl JiraConnector {
         connector_id: &str,
         config: JiraConfig,
         credentials: Credentials,
-        http: reqwest::Client,
+        http: GuardedClient,
         retry: RetryPolicy,
     ) -> Result<Self, ConnectorError> {
         if connector_id.trim().is_empty() {
@@ -918,42 +928,33 @@ impl JiraConnector {
     }
 
     /// An attachment's bytes, or `None` when it cannot or should not be read. Jira
-    /// redirects to the media service with a short-lived token in the URL; the redirect is
-    /// followed without our credentials.
+    /// redirects to the media service with a short-lived token in the URL; the guarded
+    /// client follows the redirect without our credentials, only to https (or loopback)
+    /// targets the network policy allows. A refused hop leaves the attachment out.
     async fn download(&self, id: &str, limit: u64) -> Result<Option<Vec<u8>>, ConnectorError> {
         const WHAT: &str = "an attachment download";
-        let mut current = self.url(&format!("/rest/api/3/attachment/content/{id}"))?;
-        let mut response = send_with_retry(
+        let url = self.url(&format!("/rest/api/3/attachment/content/{id}"))?;
+        let safe_hop =
+            |next: &Url| next.scheme() == "https" || (next.scheme() == "http" && is_loopback(next));
+        let sent = send_with_retry(
             || {
                 self.credentials
-                    .apply(self.http.get(current.clone()))
+                    .apply(self.http.get(url.clone()))
                     .header(ACCEPT, "*/*")
+                    .drop_auth_on_redirect()
+                    .only_hops(safe_hop)
             },
             &self.retry,
         )
-        .await
-        .map_err(|error| transport_error(error, WHAT))?;
-        for _ in 0..MAX_REDIRECTS {
-            if !response.status().is_redirection() {
-                break;
-            }
-            let Some(next) = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|location| location.to_str().ok())
-                .and_then(|location| current.join(location).ok())
-            else {
-                return Ok(None);
-            };
-            if !(next.scheme() == "https" || (next.scheme() == "http" && is_loopback(&next))) {
-                tracing::warn!(attachment = %id, "attachment redirect to an unsafe URL; left out");
+        .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(error) if refused_hop(&error) => {
+                tracing::warn!(attachment = %id, %error, "attachment redirect refused; left out");
                 return Ok(None);
             }
-            current = next;
-            response = send_with_retry(|| self.http.get(current.clone()), &self.retry)
-                .await
-                .map_err(|error| transport_error(error, WHAT))?;
-        }
+            Err(error) => return Err(transport_error(error, WHAT)),
+        };
         let status = response.status();
         if !status.is_success() {
             let error = status_error(status, WHAT, "");
@@ -2317,7 +2318,10 @@ mod tests {
                 email: "a@example.com".into(),
                 api_token: "t".into(),
             },
-            reqwest::Client::new(),
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             RetryPolicy::default(),
         )
         .unwrap()

@@ -61,7 +61,7 @@ pub fn build(
     connector_id: &str,
     config: &Value,
     credentials: Credentials,
-    http: reqwest::Client,
+    http: crate::http::GuardedClient,
     retry: crate::http::RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     let invalid = |error: serde_json::Error| ConnectorError::Config(error.to_string());
@@ -187,7 +187,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// Adds the Authorization header.
     #[cfg(feature = "sync")]
-    pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub fn apply(&self, request: crate::http::GuardedRequest) -> crate::http::GuardedRequest {
         match self {
             Credentials::Basic { email, api_token } => request.basic_auth(email, Some(api_token)),
             Credentials::Bearer { token } => request.bearer_auth(token),

@@ -1,17 +1,16 @@
-//! The guarded page fetcher: one GET, redirects followed by hand so that every hop passes
-//! the SSRF policy and the crawl scope, bounded in time and size. reqwest resolves names
-//! through [`GuardedResolver`], so a domain can never lead to a refused address; IP-literal
-//! hosts (which skip DNS) are checked per hop with [`NetworkPolicy::check_url`].
+//! The page fetcher, built on the [`GuardedClient`]: one GET whose redirects the client
+//! follows hop by hop, each hop passing the SSRF policy and then the crawl scope, bounded
+//! in time and size.
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
-use reqwest::{Response, StatusCode};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::Response;
 use url::Url;
 
-use super::ssrf::{GuardedResolver, NetworkPolicy, SsrfError};
+use super::ssrf::{NetworkPolicy, SsrfError};
+use crate::http::{error_chain, ClientOptions, GuardedClient, HttpError};
 
 const ACCEPT_PAGES: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
@@ -72,45 +71,49 @@ impl FetchError {
     }
 }
 
+impl From<HttpError> for FetchError {
+    fn from(error: HttpError) -> Self {
+        match error {
+            HttpError::Blocked(refusal) => Self::Blocked(refusal),
+            HttpError::OutOfScope(url) => Self::OutOfScope(url),
+            HttpError::TooManyRedirects => Self::TooManyRedirects,
+            HttpError::BadRedirect(reason) => Self::BadRedirect(reason),
+            HttpError::Transport(error) if error.is_timeout() => Self::Timeout,
+            HttpError::Transport(error) => Self::Network(error_chain(&error)),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    client: reqwest::Client,
-    policy: Arc<NetworkPolicy>,
+    client: GuardedClient,
     limits: FetchLimits,
 }
 
 impl Fetcher {
+    /// A fetcher with its own guarded client under `policy`, timed by `limits`.
     pub fn new(
         policy: Arc<NetworkPolicy>,
         limits: FetchLimits,
         user_agent: &str,
     ) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
-            // Redirects are followed in `get`, one checked hop at a time.
-            .redirect(reqwest::redirect::Policy::none())
-            // Every name resolves through the policy.
-            .dns_resolver(GuardedResolver::new(Arc::clone(&policy)))
-            // A proxy would resolve names itself, out of the guard's sight.
-            .no_proxy()
-            .timeout(limits.timeout)
-            .connect_timeout(limits.connect_timeout)
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| FetchError::Network(error_chain(&e)))?;
-        Ok(Self {
-            client,
-            policy,
-            limits,
-        })
+        let options = ClientOptions {
+            timeout: limits.timeout,
+            connect_timeout: limits.connect_timeout,
+            max_redirects: limits.max_redirects,
+            user_agent: user_agent.to_owned(),
+        };
+        let client = GuardedClient::new(policy, &options)?;
+        Ok(Self { client, limits })
     }
 
     pub fn policy(&self) -> &NetworkPolicy {
-        &self.policy
+        self.client.policy()
     }
 
-    /// The guarded client (no redirects, guarded DNS, no proxy), for other outbound calls
-    /// to user-supplied URLs such as webhooks.
-    pub fn client(&self) -> &reqwest::Client {
+    /// The guarded client, for the other outbound calls to user-supplied URLs (sources,
+    /// sinks).
+    pub fn client(&self) -> &GuardedClient {
         &self.client
     }
 
@@ -137,40 +140,14 @@ impl Fetcher {
         start: &Url,
         allow_hop: &(dyn Fn(&Url) -> bool + Send + Sync),
     ) -> Result<Fetched, FetchError> {
-        self.policy.check_url(start)?;
-        let mut current = start.clone();
-        let mut redirects = Vec::new();
-        loop {
-            let response = self.send(&current).await?;
-            let Some(next) = redirect_target(&current, &response)? else {
-                return self.finish(current, response, redirects).await;
-            };
-            if redirects.len() >= self.limits.max_redirects {
-                return Err(FetchError::TooManyRedirects);
-            }
-            self.policy.check_url(&next)?;
-            if !allow_hop(&next) {
-                return Err(FetchError::OutOfScope(next));
-            }
-            redirects.push(next.clone());
-            current = next;
-        }
-    }
-
-    async fn send(&self, url: &Url) -> Result<Response, FetchError> {
-        let response = self
+        let followed = self
             .client
-            .get(url.clone())
+            .get(start.clone())
             .header(ACCEPT, ACCEPT_PAGES)
-            .send()
+            .send_following(allow_hop)
+            .await?;
+        self.finish(followed.final_url, followed.response, followed.redirects)
             .await
-            .map_err(map_reqwest)?;
-        // Belt and braces: the resolver and check_url already vetted the address.
-        if let Some(remote) = response.remote_addr() {
-            let host = url.host_str().unwrap_or_default();
-            self.policy.check_ip(host, remote.ip())?;
-        }
-        Ok(response)
     }
 
     async fn finish(
@@ -205,7 +182,11 @@ impl Fetcher {
         }
         let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
         let mut body = Vec::with_capacity(capacity);
-        while let Some(chunk) = response.chunk().await.map_err(map_reqwest)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| FetchError::from(HttpError::from(error)))?
+        {
             if body.len() + chunk.len() > limit {
                 return Err(FetchError::TooLarge { limit });
             }
@@ -213,56 +194,6 @@ impl Fetcher {
         }
         Ok(body)
     }
-}
-
-/// The next hop when `response` is a redirect with a Location, resolved against `current`.
-fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, FetchError> {
-    let is_redirect = matches!(
-        response.status(),
-        StatusCode::MOVED_PERMANENTLY
-            | StatusCode::FOUND
-            | StatusCode::SEE_OTHER
-            | StatusCode::TEMPORARY_REDIRECT
-            | StatusCode::PERMANENT_REDIRECT
-    );
-    let Some(location) = response.headers().get(LOCATION).filter(|_| is_redirect) else {
-        return Ok(None);
-    };
-    let location = location
-        .to_str()
-        .map_err(|_| FetchError::BadRedirect("Location is not ASCII".into()))?;
-    current
-        .join(location)
-        .map(Some)
-        .map_err(|e| FetchError::BadRedirect(format!("{location:?}: {e}")))
-}
-
-/// Timeouts, refusals by the guarded resolver (which reqwest wraps several layers deep),
-/// and everything else as a network error.
-fn map_reqwest(err: reqwest::Error) -> FetchError {
-    if err.is_timeout() {
-        return FetchError::Timeout;
-    }
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(refusal) = cause.downcast_ref::<SsrfError>() {
-            return FetchError::Blocked(refusal.clone());
-        }
-        source = cause.source();
-    }
-    FetchError::Network(error_chain(&err))
-}
-
-/// reqwest's own message is terse ("error sending request"); the causes say what happened.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -241,7 +241,7 @@ pub struct SinkEnvironment {
     pub webhook_secret: Option<Vec<u8>>,
     /// The client webhook and RAGFlow requests go through; the caller passes an SSRF-guarded
     /// one.
-    pub http: reqwest::Client,
+    pub http: crate::http::GuardedClient,
     /// The operator's RAGFlow API key (`TRIBUTARY_RAGFLOW_API_KEY`): only for RAGFlow sinks
     /// without their own key, at a pinned base URL, into a dataset pinned to the tenant.
     pub ragflow_api_key: Option<String>,
@@ -542,7 +542,10 @@ mod tests {
         SinkEnvironment {
             directory_sinks_allowed,
             webhook_secret: secret.map(<[u8]>::to_vec),
-            http: reqwest::Client::new(),
+            http: crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             ragflow_api_key: None,
             pins: OperatorPins::default(),
             vault: None,

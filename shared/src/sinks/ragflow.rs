@@ -186,7 +186,7 @@ struct Page {
 
 #[derive(Clone)]
 pub struct RagflowSink {
-    client: reqwest::Client,
+    client: crate::http::GuardedClient,
     base_url: url::Url,
     dataset_id: String,
     api_key: String,
@@ -207,7 +207,7 @@ impl RagflowSink {
     /// API lives (`https://ragflow.example` or `https://host/prefix/`); `/api/v1/...` is
     /// appended to its path.
     pub fn new(
-        client: reqwest::Client,
+        client: crate::http::GuardedClient,
         base_url: url::Url,
         dataset_id: String,
         api_key: String,
@@ -240,17 +240,14 @@ impl RagflowSink {
     async fn call(
         &self,
         operation: &'static str,
-        request: reqwest::RequestBuilder,
+        request: crate::http::GuardedRequest,
     ) -> Result<Value, SinkError> {
         let response = request
             .bearer_auth(&self.api_key)
             .send()
             .await
             .map_err(|e| {
-                SinkError::Unavailable(format!(
-                    "RAGFlow {operation} request failed: {}",
-                    e.without_url()
-                ))
+                SinkError::Unavailable(format!("RAGFlow {operation} request failed: {e}"))
             })?;
         let status = response.status();
         let body = read_capped(response).await.map_err(|e| {
@@ -545,7 +542,10 @@ mod tests {
 
     fn sink(base: &str) -> RagflowSink {
         RagflowSink::new(
-            reqwest::Client::new(),
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
             url::Url::parse(base).unwrap(),
             "ds_1-A".into(),
             "ragflow-secret-key".into(),

@@ -63,7 +63,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Clone)]
 pub struct WebhookSink {
-    client: reqwest::Client,
+    client: crate::http::GuardedClient,
     url: url::Url,
     secret: Vec<u8>,
 }
@@ -79,7 +79,7 @@ impl fmt::Debug for WebhookSink {
 impl WebhookSink {
     /// `client` should be the deployment's SSRF-guarded client; the URL's scheme is checked
     /// by [`super::build`].
-    pub fn new(client: reqwest::Client, url: url::Url, secret: Vec<u8>) -> Self {
+    pub fn new(client: crate::http::GuardedClient, url: url::Url, secret: Vec<u8>) -> Self {
         Self {
             client,
             url,
@@ -106,9 +106,7 @@ impl WebhookSink {
             .send()
             .await
             // The URL may carry a token in its path or query: keep it out of the message.
-            .map_err(|e| {
-                SinkError::Unavailable(format!("webhook request failed: {}", e.without_url()))
-            })?;
+            .map_err(|e| SinkError::Unavailable(format!("webhook request failed: {e}")))?;
         let status = response.status();
         tracing::debug!(
             host = self.url.host_str().unwrap_or_default(),
@@ -359,7 +357,14 @@ mod tests {
     }
 
     fn sink(url: url::Url, secret: &[u8]) -> WebhookSink {
-        WebhookSink::new(reqwest::Client::new(), url, secret.to_vec())
+        WebhookSink::new(
+            crate::http::GuardedClient::with_policy(
+                crate::http::policy::NetworkPolicy::allow_private(),
+            )
+            .unwrap(),
+            url,
+            secret.to_vec(),
+        )
     }
 
     fn documents(n: usize, markdown: &str) -> Vec<Document> {

@@ -209,7 +209,7 @@ pub fn busy_delay(lease: &Lease, attempt: u32, now: i64) -> Duration {
 pub fn connector_for(
     record: &ConnectorRecord,
     credentials: Credentials,
-    http: reqwest::Client,
+    http: crate::http::GuardedClient,
     retry: RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     crate::connectors::build(
@@ -227,7 +227,7 @@ pub struct SyncEngine {
     pub queues: SyncQueues,
     vault: Vault,
     sinks: SinkEnvironment,
-    http: reqwest::Client,
+    http: crate::http::GuardedClient,
     retry: RetryPolicy,
     safety_margin: Duration,
     lease_ttl: Duration,
@@ -246,7 +246,7 @@ impl SyncEngine {
         queues: SyncQueues,
         vault: Vault,
         sinks: SinkEnvironment,
-        http: reqwest::Client,
+        http: crate::http::GuardedClient,
     ) -> Self {
         let mut sinks = sinks;
         // Per-sink credentials are sealed with the connector credentials' key.
@@ -318,7 +318,7 @@ impl SyncEngine {
         &self.sinks
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &crate::http::GuardedClient {
         &self.http
     }
 

@@ -46,6 +46,31 @@ pub fn vault_from_env() -> Result<Vault, ConfigError> {
 /// The Lambda configuration: SQS queues for the sources that have one configured.
 #[cfg(feature = "sqs")]
 pub async fn engine_from_env(table: Arc<dyn Table>) -> Result<SyncEngine, ConfigError> {
+    engine_with(table, sqs_queues_from_env().await)
+}
+
+/// The scheduler's engine: it only enqueues and never opens sealed credentials, so it never
+/// reads `TRIBUTARY_ENCRYPTION_KEY`; its vault key is random per cold start (fails closed).
+#[cfg(feature = "sqs")]
+pub async fn enqueue_only_engine_from_env(
+    table: Arc<dyn Table>,
+) -> Result<SyncEngine, ConfigError> {
+    engine_with_vault(table, sqs_queues_from_env().await, ephemeral_vault()?)
+}
+
+/// A vault whose key exists only in this process.
+pub fn ephemeral_vault() -> Result<Vault, ConfigError> {
+    let mut key = [0u8; 32];
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: ENCRYPTION_KEY,
+        reason,
+    };
+    getrandom::fill(&mut key).map_err(|error| invalid(error.to_string()))?;
+    Vault::from_hex(&hex::encode(key)).map_err(|error| invalid(error.to_string()))
+}
+
+#[cfg(feature = "sqs")]
+async fn sqs_queues_from_env() -> SyncQueues {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_sqs::Client::new(&sdk);
     let mut queues = SyncQueues::new();
@@ -59,12 +84,20 @@ pub async fn engine_from_env(table: Arc<dyn Table>) -> Result<SyncEngine, Config
             }
         }
     }
-    engine_with(table, queues)
+    queues
 }
 
 /// An engine over these queues, with the vault, sinks and HTTP client from the environment.
 pub fn engine_with(table: Arc<dyn Table>, queues: SyncQueues) -> Result<SyncEngine, ConfigError> {
-    let vault = vault_from_env()?;
+    engine_with_vault(table, queues, vault_from_env()?)
+}
+
+/// [`engine_with`] with this vault.
+pub fn engine_with_vault(
+    table: Arc<dyn Table>,
+    queues: SyncQueues,
+    vault: Vault,
+) -> Result<SyncEngine, ConfigError> {
     let fetcher = crate::crawl::setup::fetcher_from_env()?;
     let sinks = crate::crawl::setup::sinks_from_env(&fetcher, false)?;
     // Source base URLs are user-supplied: the SSRF guard applies to them as to crawls.

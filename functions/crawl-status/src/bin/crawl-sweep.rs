@@ -10,7 +10,7 @@ use tributary::Services;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tributary::telemetry::init_lambda_logs();
-    let services = Services::from_env().await?;
+    let services = Services::store_from_env().await?;
     let stall_after = stall_after_from_env()?;
     let jobs = CrawlJobs::new(services.table.clone());
     let jobs = &jobs;

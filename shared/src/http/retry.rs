@@ -1,21 +1,6 @@
-//! The outbound HTTP client: one per cold start, rustls, connect/read timeouts, a
-//! `tributary/<version>` User-Agent, and no automatic redirects — back-channel calls (token
-//! exchange, userinfo, JWKS) must reach exactly the endpoint configured or discovered.
+//! Retrying idempotent calls: jittered exponential backoff, `Retry-After`, a budget.
 
 use std::time::Duration;
-
-pub const USER_AGENT: &str = concat!("tributary/", env!("CARGO_PKG_VERSION"));
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-pub fn back_channel_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
 
 /// How hard an idempotent call is retried (DESIGN §5): on 408, 429 and 5xx and on
 /// timeouts and connection failures, honouring `Retry-After`, else with jittered
@@ -40,10 +25,12 @@ impl Default for RetryPolicy {
     }
 }
 
+#[cfg_attr(not(feature = "crawl"), allow(dead_code))]
 fn retryable_status(status: reqwest::StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+#[cfg_attr(not(feature = "crawl"), allow(dead_code))]
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response
@@ -62,6 +49,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
 }
 
+#[cfg_attr(not(feature = "crawl"), allow(dead_code))]
 /// Full jitter: a random delay in [0, min(max, base · 2^attempt)].
 fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let ceiling = policy
@@ -79,10 +67,11 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 /// Sends the request `build` makes until it gets an answer that is not worth retrying, the
 /// attempts run out, or the next wait would overrun the budget. The last response (even a
 /// 429 or 5xx) or error is returned; only use it for idempotent calls.
+#[cfg(feature = "crawl")]
 pub async fn send_with_retry(
-    build: impl Fn() -> reqwest::RequestBuilder,
+    build: impl Fn() -> super::GuardedRequest,
     policy: &RetryPolicy,
-) -> Result<reqwest::Response, reqwest::Error> {
+) -> Result<reqwest::Response, super::HttpError> {
     let mut waited = Duration::ZERO;
     let mut attempt = 0;
     loop {
