@@ -66,6 +66,8 @@ pub enum SignInError {
     OAuth2(#[from] OAuth2Error),
     #[error("an account with this email exists, but the provider has not verified the email; verify it with the provider or sign in with your password")]
     UnverifiedEmailInUse,
+    #[error("an account with this email exists but has not verified it, so this sign-in cannot be linked to it; sign in with the account's password, verify the email from the link we mail, then sign in here again")]
+    AccountEmailUnverified,
     #[error("this account is disabled")]
     Disabled,
     #[error(transparent)]
@@ -298,8 +300,9 @@ impl SignIn {
         Ok(login_state)
     }
 
-    /// By identity first; a verified email links to an existing account; an unverified
-    /// email that belongs to someone else is refused rather than silently duplicated.
+    /// By identity first; a verified email links to an existing account whose own email is
+    /// verified; anything else that meets an existing account's email is refused rather
+    /// than silently linked or duplicated.
     async fn resolve_user(&self, external: ExternalUser) -> Result<User, SignInError> {
         let identity = identity_key(&external.namespace, &external.subject);
         if let Some(user) = self.users.by_identity(&identity).await? {
@@ -321,6 +324,13 @@ impl SignIn {
                 }
                 if !existing.is_active() {
                     return Err(SignInError::Disabled);
+                }
+                // Whoever registered the address without proving it must not inherit
+                // the provider's identity (pre-registration takeover): no link, no
+                // second account for the same email.
+                if !existing.email_verified {
+                    tracing::info!(user_id = %existing.id, namespace = %external.namespace, "refused to link a sign-in to an account with an unverified email");
+                    return Err(SignInError::AccountEmailUnverified);
                 }
                 self.users.link_identity(&existing.id, &identity).await?;
                 tracing::info!(user_id = %existing.id, namespace = %external.namespace, "linked sign-in identity by verified email");
