@@ -12,14 +12,13 @@ use reqwest::{Response, StatusCode, Url};
 use serde_json::{json, Value};
 use tributary::auth::oauth::flow::Provider;
 use tributary::store::users::identity_key;
-use tributary_e2e::app::{
-    embedded_table, services_over, spawn_app_with_providers, status_and_body, TestApp,
-};
+use tributary_e2e::app::{embedded_table, spawn_app_with_providers, status_and_body, TestApp};
 use tributary_e2e::fake_oidc::{
     FakeOidc, IdToken, Script, Signing, EC_KID, ROTATED_RSA_KID, RSA_KID, RSA_PUBLIC_PEM,
 };
 use tributary_e2e::signin::{
-    oidc_config, redirect_uri, set_cookie_value, Started, LOGIN_COOKIE, STATE_COOKIE,
+    oidc_config, redirect_uri, services_with_outbox, set_cookie_value, verification_links, Started,
+    LOGIN_COOKIE, STATE_COOKIE,
 };
 
 const PROVIDER: &str = "fake";
@@ -29,6 +28,8 @@ const CLIENT_SECRET: &str = "fake-client-secret-3b9d7e1a5c";
 struct Harness {
     fake: FakeOidc,
     app: TestApp,
+    /// The app's dev outbox (verification mails).
+    outbox: std::path::PathBuf,
 }
 
 async fn harness() -> Harness {
@@ -41,10 +42,9 @@ async fn harness_with(jwks_cooldown: Duration, iss_supported: bool) -> Harness {
     let fake = FakeOidc::start(CLIENT_ID, CLIENT_SECRET, &redirect_uri(PROVIDER)).await;
     fake.set_iss_parameter_supported(iss_supported);
     let config = oidc_config(PROVIDER, &fake.issuer, CLIENT_ID, CLIENT_SECRET);
-    let app =
-        spawn_app_with_providers(services_over(embedded_table()), vec![config], jwks_cooldown)
-            .await;
-    Harness { fake, app }
+    let (services, outbox) = services_with_outbox(embedded_table());
+    let app = spawn_app_with_providers(services, vec![config], jwks_cooldown).await;
+    Harness { fake, app, outbox }
 }
 
 /// A subject and an email no other test uses.
@@ -841,13 +841,56 @@ async fn an_unverified_email_never_links_and_a_verified_one_does() {
         assert_eq!(owner.id, registered_id);
     }
 
-    // Verified by the provider: linked to the password account, by design.
+    // Verified by the provider, but the password account never proved the address: no
+    // link and no second account (the pre-registration takeover).
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
+        .await;
+    assert_refused(response, StatusCode::CONFLICT, "account_email_not_verified").await;
+    assert!(t.user_by_identity(&sub).await.is_none());
+
+    // Once the password account verifies through the mailed link, the provider links.
+    let links = verification_links(&t.outbox, &email);
+    let (status, page) = t.app.open_verification_link(&links[0]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
     let response = t
         .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
         .await;
     let session = t.assert_signed_in(response, &email).await;
     assert_eq!(session["user"]["id"], registered_id.as_str());
     assert_eq!(t.user_by_identity(&sub).await.unwrap().id, registered_id);
+    t.assert_no_violations();
+}
+
+/// Issue 8, point 2: an attacker registers the victim's address with a password; the
+/// victim's verified SSO sign-in must not land in (or be linked to) the attacker's account.
+#[tokio::test]
+async fn a_pre_registered_password_account_does_not_capture_a_verified_sso_sign_in() {
+    let t = harness().await;
+    let (victim_sub, victim_email) = person("victim");
+    let attacker = t.app.register(&victim_email).await;
+    let attacker_id = attacker["user"]["id"].as_str().unwrap().to_owned();
+    let attacker_session = t.app.login(&victim_email).await;
+
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&victim_sub, Some(&victim_email), nonce))
+        .await;
+    let body = assert_refused(response, StatusCode::CONFLICT, "account_email_not_verified").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("verify"),
+        "{body}"
+    );
+    assert!(
+        t.user_by_identity(&victim_sub).await.is_none(),
+        "the victim's identity was linked to the attacker's account"
+    );
+    assert_eq!(
+        t.user_by_email(&victim_email).await.unwrap().id,
+        attacker_id
+    );
+    // The attacker's session still shows only the unverified password account.
+    let (_, me) = status_and_body(t.app.get("/me", Some(&attacker_session)).await).await;
+    assert_eq!(me["user"]["email_verified"], false);
     t.assert_no_violations();
 }
 
