@@ -350,8 +350,13 @@ impl From<crate::auth::oauth::SignInError> for ApiError {
             E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
             E::Redirect(_) => (StatusCode::BAD_REQUEST, "invalid_redirect"),
             E::ProviderRefused(_) => (StatusCode::BAD_REQUEST, "provider_error"),
-            E::MissingState | E::StateMismatch | E::UnknownState => {
-                (StatusCode::BAD_REQUEST, "invalid_state")
+            E::Cancelled => (StatusCode::BAD_REQUEST, "signin_cancelled"),
+            E::MissingState | E::StateMismatch => (StatusCode::BAD_REQUEST, "invalid_state"),
+            E::UnknownState => (StatusCode::BAD_REQUEST, "signin_expired"),
+            E::StateUsed => (StatusCode::BAD_REQUEST, "signin_already_used"),
+            E::Oidc(OidcError::CodeRefused(_))
+            | E::OAuth2(crate::auth::oauth::oauth2::OAuth2Error::CodeRefused(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_grant")
             }
             E::MissingCode => (StatusCode::BAD_REQUEST, "missing_code"),
             E::IssuerMismatch | E::MissingIssuer => (StatusCode::BAD_REQUEST, "invalid_issuer"),

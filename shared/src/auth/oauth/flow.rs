@@ -21,6 +21,8 @@ use crate::store::users::identity_key;
 use crate::store::{now_epoch_seconds, NewUser, StoreError, Table, User, UserError, Users};
 
 pub const JWKS_COOLDOWN: &str = "TRIBUTARY_OAUTH_JWKS_COOLDOWN_SECS";
+/// Where a browser whose sign-in failed is sent back to (a path on this site; default `/`).
+pub const SIGNIN_PAGE: &str = "TRIBUTARY_SIGNIN_PAGE";
 
 // One per configured provider, built at cold start and only borrowed after.
 #[allow(clippy::large_enum_variant)]
@@ -52,8 +54,12 @@ pub enum SignInError {
     MissingState,
     #[error("the sign-in state does not belong to this browser")]
     StateMismatch,
-    #[error("the sign-in state is unknown, expired or already used")]
+    #[error("this sign-in expired; sign in again")]
     UnknownState,
+    #[error("this sign-in was already used; sign in again")]
+    StateUsed,
+    #[error("the sign-in was cancelled at the provider")]
+    Cancelled,
     #[error("the authorization response lacks `code`")]
     MissingCode,
     #[error("the authorization response names another issuer")]
@@ -104,6 +110,7 @@ pub struct SignIn {
     providers: Arc<HashMap<String, Provider>>,
     values: SignInValues,
     users: Users,
+    signin_page: String,
 }
 
 impl SignIn {
@@ -149,7 +156,34 @@ impl SignIn {
             providers: Arc::new(providers),
             values: SignInValues::new(table.clone()),
             users: Users::new(table),
+            signin_page: super::redirect::DEFAULT_PATH.to_owned(),
         })
+    }
+
+    /// The app's sign-in page, where failed browser sign-ins land: a relative path only.
+    pub fn with_signin_page(mut self, page: &str) -> Result<Self, InvalidRedirect> {
+        self.signin_page = post_login_path(Some(page))?;
+        Ok(self)
+    }
+
+    /// The sign-in page with `signin_error=<code>` added (a stable snake_case code, never
+    /// a token or provider text).
+    pub fn signin_error_location(&self, code: &str) -> String {
+        let (page, fragment) = match self.signin_page.split_once('#') {
+            Some((page, fragment)) => (page, Some(fragment)),
+            None => (self.signin_page.as_str(), None),
+        };
+        let separator = if page.contains('?') { '&' } else { '?' };
+        let code: String = code
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        let mut location = format!("{page}{separator}signin_error={code}");
+        if let Some(fragment) = fragment {
+            location.push('#');
+            location.push_str(fragment);
+        }
+        location
     }
 
     /// Providers from `TRIBUTARY_OAUTH_*`, JWKS refetch cooldown from
@@ -171,7 +205,19 @@ impl SignIn {
             variable: "(HTTP client)".into(),
             reason: e.to_string(),
         })?;
-        Self::new(configs, table, http, cooldown)
+        let sign_in = Self::new(configs, table, http, cooldown)?;
+        match std::env::var(SIGNIN_PAGE) {
+            Ok(page) if !page.trim().is_empty() => {
+                sign_in
+                    .with_signin_page(page.trim())
+                    .map_err(|error| OAuthConfigError::Invalid {
+                        provider: "*".into(),
+                        variable: SIGNIN_PAGE.into(),
+                        reason: error.to_string(),
+                    })
+            }
+            _ => Ok(sign_in),
+        }
     }
 
     pub fn provider(&self, name: &str) -> Result<&Provider, SignInError> {
@@ -246,6 +292,9 @@ impl SignIn {
     ) -> Result<Finished, SignInError> {
         let provider = self.provider(provider_name)?;
         let login_state = self.take_state(provider_name, params, state_cookie).await?;
+        if params.error.as_deref() == Some("access_denied") {
+            return Err(SignInError::Cancelled);
+        }
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
             return Err(SignInError::ProviderRefused(printable(
@@ -285,15 +334,24 @@ impl SignIn {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or(SignInError::MissingState)?;
-        let cookie = cookie.ok_or(SignInError::StateMismatch)?;
-        if !bool::from(state.as_bytes().ct_eq(cookie.as_bytes())) {
-            return Err(SignInError::StateMismatch);
+        let cookie_matches =
+            cookie.is_some_and(|cookie| bool::from(state.as_bytes().ct_eq(cookie.as_bytes())));
+        if !cookie_matches {
+            // The first callback clears the cookie, so a replay (back button, reload)
+            // arrives without it: say so rather than blame the browser.
+            return Err(if self.values.was_used(state).await? {
+                SignInError::StateUsed
+            } else {
+                SignInError::StateMismatch
+            });
         }
-        let login_state = self
-            .values
-            .take_state(state)
-            .await?
-            .ok_or(SignInError::UnknownState)?;
+        let Some(login_state) = self.values.take_state(state).await? else {
+            return Err(if self.values.was_used(state).await? {
+                SignInError::StateUsed
+            } else {
+                SignInError::UnknownState
+            });
+        };
         if login_state.provider != provider_name {
             return Err(SignInError::UnknownState);
         }
