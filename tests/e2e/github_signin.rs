@@ -402,7 +402,7 @@ async fn a_verified_primary_email_signs_in_and_the_identity_is_the_numeric_id() 
 }
 
 #[tokio::test]
-async fn bad_verification_code_in_a_200_answer_is_a_token_exchange_failure() {
+async fn bad_verification_code_in_a_200_answer_is_a_400_invalid_grant() {
     let setup = GitHubSetup::new(octocat(), vec![Email::primary("octocat@github.com", true)]).await;
     let started = setup.app.start_sign_in(GITHUB, None).await;
     let query = setup.fake.authorize(&started.authorization_url).await;
@@ -418,7 +418,7 @@ async fn bad_verification_code_in_a_200_answer_is_a_token_exchange_failure() {
         mark,
     };
     let message = setup
-        .assert_refused(attempt, StatusCode::BAD_GATEWAY, "token_exchange_failed")
+        .assert_refused(attempt, StatusCode::BAD_REQUEST, "invalid_grant")
         .await;
     assert!(
         message.contains("bad_verification_code")

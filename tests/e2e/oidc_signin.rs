@@ -199,7 +199,7 @@ async fn the_state_cannot_be_replayed_against_the_real_provider() {
         .await;
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = replay.json().await.unwrap();
-    assert_eq!(body["code"], "invalid_state");
+    assert_eq!(body["code"], "signin_already_used");
 }
 
 #[tokio::test]

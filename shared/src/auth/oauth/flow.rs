@@ -169,21 +169,7 @@ impl SignIn {
     /// The sign-in page with `signin_error=<code>` added (a stable snake_case code, never
     /// a token or provider text).
     pub fn signin_error_location(&self, code: &str) -> String {
-        let (page, fragment) = match self.signin_page.split_once('#') {
-            Some((page, fragment)) => (page, Some(fragment)),
-            None => (self.signin_page.as_str(), None),
-        };
-        let separator = if page.contains('?') { '&' } else { '?' };
-        let code: String = code
-            .chars()
-            .filter(|c| c.is_ascii_lowercase() || *c == '_')
-            .collect();
-        let mut location = format!("{page}{separator}signin_error={code}");
-        if let Some(fragment) = fragment {
-            location.push('#');
-            location.push_str(fragment);
-        }
-        location
+        signin_error_location(&self.signin_page, code)
     }
 
     /// Providers from `TRIBUTARY_OAUTH_*`, JWKS refetch cooldown from
@@ -428,5 +414,46 @@ async fn check_issuer_parameter(client: &OidcClient, iss: Option<&str>) -> Resul
             Err(SignInError::MissingIssuer)
         }
         None => Ok(()),
+    }
+}
+
+/// `page` with `signin_error=<code>` in its query (before any fragment); the code is cut to
+/// `[a-z_]` so nothing but a stable code ever lands in the URL.
+pub fn signin_error_location(page: &str, code: &str) -> String {
+    let (path, fragment) = match page.split_once('#') {
+        Some((path, fragment)) => (path, Some(fragment)),
+        None => (page, None),
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .collect();
+    let mut location = format!("{path}{separator}signin_error={code}");
+    if let Some(fragment) = fragment {
+        location.push('#');
+        location.push_str(fragment);
+    }
+    location
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signin_error_locations() {
+        assert_eq!(
+            signin_error_location("/", "signin_cancelled"),
+            "/?signin_error=signin_cancelled"
+        );
+        assert_eq!(
+            signin_error_location("/app/login?next=%2F#top", "signin_already_used"),
+            "/app/login?next=%2F&signin_error=signin_already_used#top"
+        );
+        assert_eq!(
+            signin_error_location("/login", "x<script>&token=1"),
+            "/login?signin_error=xscripttoken"
+        );
     }
 }
