@@ -3,6 +3,9 @@
 //! delivers in AWS (feature `ses`). Message bodies carry one-time links: no sender logs a
 //! body above `debug`.
 
+#[cfg(feature = "ses")]
+pub mod ses;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
