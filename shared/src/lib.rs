@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod crawl;
 #[cfg(any(feature = "oauth", feature = "crawl"))]
 pub mod http;
+pub mod mail;
 pub mod queue;
 pub mod services;
 #[cfg(feature = "crawl")]

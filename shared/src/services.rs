@@ -18,6 +18,8 @@ pub struct Services {
     pub api_tokens: ApiTokens,
     pub sessions: Arc<SessionKeys>,
     pub verifier: TokenVerifier,
+    /// Outgoing mail (verification links); only `auth` sends any. Set with [`Services::with_mail`].
+    pub mail: crate::mail::Mail,
 }
 
 impl Services {
@@ -32,7 +34,13 @@ impl Services {
             api_tokens,
             sessions,
             verifier,
+            mail: crate::mail::Mail::default(),
         }
+    }
+
+    pub fn with_mail(mut self, mail: crate::mail::Mail) -> Self {
+        self.mail = mail;
+        self
     }
 
     /// The Lambda configuration of the functions that issue or check sessions (auth,

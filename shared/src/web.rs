@@ -101,6 +101,10 @@ impl From<UserError> for ApiError {
                 "conflict",
                 "the account changed concurrently; try again",
             ),
+            UserError::InvalidVerification => ApiError::bad_request(
+                "invalid_verification_token",
+                "this verification link is invalid, expired or already used; request a new one",
+            ),
             UserError::Store(error) => error.into(),
         }
     }
@@ -282,12 +286,14 @@ pub struct UserView {
     pub name: String,
     pub tenant_id: String,
     pub created_at: String,
+    pub email_verified: bool,
 }
 
 impl From<crate::store::User> for UserView {
     fn from(user: crate::store::User) -> Self {
         Self {
             created_at: rfc3339(user.created_at),
+            email_verified: user.email_verified,
             id: user.id,
             email: user.email,
             name: user.name,
@@ -344,8 +350,13 @@ impl From<crate::auth::oauth::SignInError> for ApiError {
             E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
             E::Redirect(_) => (StatusCode::BAD_REQUEST, "invalid_redirect"),
             E::ProviderRefused(_) => (StatusCode::BAD_REQUEST, "provider_error"),
-            E::MissingState | E::StateMismatch | E::UnknownState => {
-                (StatusCode::BAD_REQUEST, "invalid_state")
+            E::Cancelled => (StatusCode::BAD_REQUEST, "signin_cancelled"),
+            E::MissingState | E::StateMismatch => (StatusCode::BAD_REQUEST, "invalid_state"),
+            E::UnknownState => (StatusCode::BAD_REQUEST, "signin_expired"),
+            E::StateUsed => (StatusCode::BAD_REQUEST, "signin_already_used"),
+            E::Oidc(OidcError::CodeRefused(_))
+            | E::OAuth2(crate::auth::oauth::oauth2::OAuth2Error::CodeRefused(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_grant")
             }
             E::MissingCode => (StatusCode::BAD_REQUEST, "missing_code"),
             E::IssuerMismatch | E::MissingIssuer => (StatusCode::BAD_REQUEST, "invalid_issuer"),
@@ -359,6 +370,7 @@ impl From<crate::auth::oauth::SignInError> for ApiError {
             }
             E::Oidc(_) | E::OAuth2(_) => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
             E::UnverifiedEmailInUse => (StatusCode::CONFLICT, "email_not_verified"),
+            E::AccountEmailUnverified => (StatusCode::CONFLICT, "account_email_not_verified"),
             E::Disabled => (StatusCode::FORBIDDEN, "account_disabled"),
             E::User(_) | E::Store(_) | E::Random(_) => return ApiError::internal(error),
         };

@@ -4,6 +4,7 @@
 //! nothing behind: no identity, no claimed email, no login code — no store write at all.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,11 +15,11 @@ use tributary::auth::oauth::config::{ProviderConfig, ProviderKind, Secret, Useri
 use tributary::auth::oauth::parse_token_response;
 use tributary::store::users::identity_key;
 use tributary::store::{Item, Key, Page, Query, StoreError, Table, WriteOp};
-use tributary_e2e::app::{
-    embedded_table, services_over, spawn_app_with_providers, status_and_body, TestApp,
-};
+use tributary_e2e::app::{embedded_table, spawn_app_with_providers, status_and_body, TestApp};
 use tributary_e2e::fake_github::{Account, Email, FakeGitHub, FakeOAuth2};
-use tributary_e2e::signin::{redirect_uri, set_cookie_value, LOGIN_COOKIE};
+use tributary_e2e::signin::{
+    redirect_uri, services_with_outbox, set_cookie_value, verification_links, LOGIN_COOKIE,
+};
 
 const GITHUB: &str = "github";
 const OCTOCAT_ID: u64 = 583231;
@@ -143,25 +144,28 @@ impl Writes {
         self.0.lock().unwrap().len()
     }
 
+    /// Writes since `mark`, less the sign-in's own one-time bookkeeping (the marker that
+    /// a state was used, so a replay can say so).
     fn since(&self, mark: usize) -> Vec<Key> {
-        self.0.lock().unwrap()[mark..].to_vec()
+        self.0.lock().unwrap()[mark..]
+            .iter()
+            .filter(|key| !key.pk.starts_with("OSTATE"))
+            .cloned()
+            .collect()
     }
 }
 
-/// The app over a watched embedded store, with these providers.
-async fn spawn(providers: Vec<ProviderConfig>) -> (TestApp, Writes) {
+/// The app over a watched embedded store, with these providers; mail goes to the
+/// returned outbox.
+async fn spawn(providers: Vec<ProviderConfig>) -> (TestApp, Writes, PathBuf) {
     let written = Arc::new(Mutex::new(Vec::new()));
     let table = WatchedTable {
         inner: embedded_table(),
         written: written.clone(),
     };
-    let app = spawn_app_with_providers(
-        services_over(Arc::new(table)),
-        providers,
-        Duration::from_secs(60),
-    )
-    .await;
-    (app, Writes(written))
+    let (services, outbox) = services_with_outbox(Arc::new(table));
+    let app = spawn_app_with_providers(services, providers, Duration::from_secs(60)).await;
+    (app, Writes(written), outbox)
 }
 
 /// GitHub as an operator would configure it, pointed at the fake for both hosts.
@@ -186,6 +190,7 @@ struct GitHubSetup {
     fake: FakeGitHub,
     app: TestApp,
     writes: Writes,
+    outbox: PathBuf,
 }
 
 /// One sign-in up to the app's callback answer.
@@ -199,8 +204,13 @@ struct Attempt {
 impl GitHubSetup {
     async fn new(account: Account, emails: Vec<Email>) -> Self {
         let fake = FakeGitHub::start(&redirect_uri(GITHUB), account, emails).await;
-        let (app, writes) = spawn(vec![github_config(GITHUB, &fake)]).await;
-        Self { fake, app, writes }
+        let (app, writes, outbox) = spawn(vec![github_config(GITHUB, &fake)]).await;
+        Self {
+            fake,
+            app,
+            writes,
+            outbox,
+        }
     }
 
     /// Login at the app, approval at GitHub, callback at the app.
@@ -392,7 +402,7 @@ async fn a_verified_primary_email_signs_in_and_the_identity_is_the_numeric_id() 
 }
 
 #[tokio::test]
-async fn bad_verification_code_in_a_200_answer_is_a_token_exchange_failure() {
+async fn bad_verification_code_in_a_200_answer_is_a_400_invalid_grant() {
     let setup = GitHubSetup::new(octocat(), vec![Email::primary("octocat@github.com", true)]).await;
     let started = setup.app.start_sign_in(GITHUB, None).await;
     let query = setup.fake.authorize(&started.authorization_url).await;
@@ -408,7 +418,7 @@ async fn bad_verification_code_in_a_200_answer_is_a_token_exchange_failure() {
         mark,
     };
     let message = setup
-        .assert_refused(attempt, StatusCode::BAD_GATEWAY, "token_exchange_failed")
+        .assert_refused(attempt, StatusCode::BAD_REQUEST, "invalid_grant")
         .await;
     assert!(
         message.contains("bad_verification_code")
@@ -494,10 +504,21 @@ async fn an_unverified_primary_is_not_claimed_by_a_new_account() {
     setup.app.register("mona@example.com").await;
 }
 
+/// Issue 8, point 2: the password account must prove the address before a verified
+/// GitHub email may link to it (else whoever registered it first owns the GitHub sign-in).
 #[tokio::test]
-async fn a_verified_primary_links_to_the_existing_password_account() {
+async fn a_verified_primary_links_to_the_existing_password_account_once_it_verified_the_email() {
     let setup = GitHubSetup::new(octocat(), vec![Email::primary("Hubot@Example.com", true)]).await;
     let registered = setup.app.register("hubot@example.com").await;
+    let attempt = setup.attempt().await;
+    let message = setup
+        .assert_refused(attempt, StatusCode::CONFLICT, "account_email_not_verified")
+        .await;
+    assert!(message.contains("verify the email"), "{message}");
+    let links = verification_links(&setup.outbox, "hubot@example.com");
+    let (status, page) = setup.app.open_verification_link(&links[0]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
     let session = setup.sign_in().await;
     assert_eq!(session["user"]["id"], registered["user"]["id"]);
     let linked = setup
@@ -587,8 +608,13 @@ async fn a_redirect_uri_github_does_not_know_comes_back_as_a_provider_error() {
     .await;
     let mut config = github_config(GITHUB, &fake);
     config.redirect_uri = "http://127.0.0.1:9/elsewhere/callback".parse().unwrap();
-    let (app, writes) = spawn(vec![config]).await;
-    let setup = GitHubSetup { fake, app, writes };
+    let (app, writes, outbox) = spawn(vec![config]).await;
+    let setup = GitHubSetup {
+        fake,
+        app,
+        writes,
+        outbox,
+    };
     let attempt = setup.attempt().await;
     let message = setup
         .assert_refused(attempt, StatusCode::BAD_REQUEST, "provider_error")
@@ -666,7 +692,7 @@ async fn a_generic_oauth2_provider_with_nested_userinfo_signs_in() {
         redirect_uri: redirect_uri(NAME).parse().unwrap(),
         algorithms: vec![],
     };
-    let (app, _writes) = spawn(vec![config]).await;
+    let (app, _writes, _outbox) = spawn(vec![config]).await;
 
     let started = app.start_sign_in(NAME, None).await;
     assert_eq!(

@@ -3,8 +3,10 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tributary_e2e::app::{
-    dynamo_table, services_over, spawn_app, spawn_app_with, status_and_body, TestApp, PASSWORD,
+    dynamo_table, embedded_table, services_over, spawn_app, spawn_app_with, status_and_body,
+    TestApp, PASSWORD,
 };
+use tributary_e2e::signin::{link_token, services_with_outbox, verification_links};
 
 async fn whole_flow(app: TestApp) {
     let registered = app.register("  Ada.Lovelace@Example.COM ").await;
@@ -427,4 +429,212 @@ async fn bad_input_on_every_route_is_a_4xx_json_error_and_changes_nothing() {
         app.get("/me", Some(&session)).await.status(),
         StatusCode::OK
     );
+}
+
+// Email verification, "sign out everywhere", child-token caps (issue 8, points 2 and 6).
+
+#[tokio::test]
+async fn registering_mails_a_one_time_link_that_verifies_the_email() {
+    let (services, outbox) = services_with_outbox(embedded_table());
+    let app = spawn_app_with(services).await;
+    let registered = app.register("verify-me@example.com").await;
+    assert_eq!(registered["user"]["email_verified"], false);
+    // Unverified accounts still sign in with their password.
+    let session = app.login("verify-me@example.com").await;
+    let (_, me) = status_and_body(app.get("/me", Some(&session)).await).await;
+    assert_eq!(me["user"]["email_verified"], false);
+
+    let links = verification_links(&outbox, "verify-me@example.com");
+    assert_eq!(links.len(), 1, "one mail at registration");
+    assert_eq!(links[0].path(), "/auth/verify-email");
+    let token = link_token(&links[0]);
+    let plain_key = tributary::store::Key::new(format!("EMAILVERIFY#{token}"), "TOKEN");
+    let stored = app.services.table.get(&plain_key).await.unwrap();
+    assert!(stored.is_none(), "the token is stored hashed");
+
+    let (status, page) = app.open_verification_link(&links[0]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("verify-me@example.com is verified"), "{page}");
+    let (_, me) = status_and_body(app.get("/me", Some(&session)).await).await;
+    assert_eq!(me["user"]["email_verified"], true);
+
+    // The link works once.
+    let (status, page) = app.open_verification_link(&links[0]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    let (status, body) = status_and_body(
+        app.post_json("/auth/verify-email", &json!({ "token": token }), None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_verification_token"))
+    );
+    // Verified: nothing more to request.
+    let (status, body) = status_and_body(
+        app.post_json("/auth/verify-email/request", &json!({}), Some(&session))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("email_already_verified"))
+    );
+}
+
+#[tokio::test]
+async fn expired_and_forged_verification_tokens_are_refused() {
+    let (services, _outbox) = services_with_outbox(embedded_table());
+    let app = spawn_app_with(services).await;
+    let registered = app.register("expired@example.com").await;
+    let user_id = registered["user"]["id"].as_str().unwrap();
+    let user = app.services.users.by_id(user_id).await.unwrap().unwrap();
+    let day = 24 * 3600;
+    let issued_long_ago = tributary::store::now_epoch_seconds() - day - 60;
+    let expired = app
+        .services
+        .users
+        .issue_email_verification(&user, issued_long_ago, day)
+        .await
+        .unwrap();
+    let forged = "A".repeat(43);
+    for token in [expired.as_str(), forged.as_str(), "short", ""] {
+        let (status, body) = status_and_body(
+            app.post_json("/auth/verify-email", &json!({ "token": token }), None)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_verification_token")),
+            "{token:?}"
+        );
+    }
+    let user = app.services.users.by_id(user_id).await.unwrap().unwrap();
+    assert!(!user.email_verified);
+}
+
+#[tokio::test]
+async fn a_new_verification_mail_can_be_requested_once_a_minute() {
+    let (services, outbox) = services_with_outbox(embedded_table());
+    let app = spawn_app_with(services).await;
+    let session = app.signed_in("again@example.com").await;
+    let response = app
+        .post_json("/auth/verify-email/request", &json!({}), Some(&session))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let (status, body) = status_and_body(
+        app.post_json("/auth/verify-email/request", &json!({}), Some(&session))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("verification_recently_sent")
+        )
+    );
+    let links = verification_links(&outbox, "again@example.com");
+    assert_eq!(links.len(), 2, "registration + one request");
+    // The newest link verifies; the older one stays usable until it expires or is used.
+    let (status, _) = app.open_verification_link(&links[1]).await;
+    assert_eq!(status, StatusCode::OK);
+    // API tokens cannot trigger mail.
+    let token = app.api_token(&session, &["profile:read"]).await;
+    let (status, _) = status_and_body(
+        app.post_json(
+            "/auth/verify-email/request",
+            &json!({}),
+            token["token"].as_str(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn logout_with_revoke_api_tokens_signs_out_everywhere() {
+    let app = spawn_app().await;
+    let session = app.signed_in("everywhere@example.com").await;
+    let other = app.signed_in("bystander@example.com").await;
+    let tokens: Vec<String> =
+        futures::future::join_all((0..3).map(|_| app.api_token(&session, &["profile:read"])))
+            .await
+            .into_iter()
+            .map(|created| created["token"].as_str().unwrap().to_owned())
+            .collect();
+    let others = app.api_token(&other, &["profile:read"]).await;
+    let response = app
+        .post_json(
+            "/auth/logout",
+            &json!({"revoke_api_tokens": true}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for revoked in tokens.iter().chain([&session]) {
+        assert_eq!(
+            app.get("/me", Some(revoked)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let fresh = app.login("everywhere@example.com").await;
+    let (_, listed) = status_and_body(app.get("/api-tokens", Some(&fresh)).await).await;
+    assert_eq!(listed["items"], json!([]));
+    // Another user's tokens and sessions are untouched.
+    let others = others["token"].as_str().unwrap();
+    assert_eq!(app.get("/me", Some(others)).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/me", Some(&other)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_child_token_never_outlives_its_parent() {
+    let app = spawn_app().await;
+    let session = app.signed_in("parent@example.com").await;
+    let response = app
+        .post_json(
+            "/api-tokens",
+            &json!({"name": "parent", "scopes": ["tokens:write", "profile:read"], "expires_in": 3600}),
+            Some(&session),
+        )
+        .await;
+    let (status, parent) = status_and_body(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{parent}");
+    let parent_token = parent["token"].as_str().unwrap();
+    let response = app
+        .post_json(
+            "/api-tokens",
+            &json!({"name": "child", "scopes": ["profile:read"], "expires_in": 300 * 24 * 3600}),
+            Some(parent_token),
+        )
+        .await;
+    let (status, child) = status_and_body(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{child}");
+    assert_eq!(
+        child["expires_at"], parent["expires_at"],
+        "capped at the parent's expiry"
+    );
+    // A shorter child keeps its own expiry.
+    let response = app
+        .post_json(
+            "/api-tokens",
+            &json!({"name": "short", "scopes": ["profile:read"], "expires_in": 600}),
+            Some(parent_token),
+        )
+        .await;
+    let (_, short) = status_and_body(response).await;
+    assert!(short["expires_at"].as_str() < parent["expires_at"].as_str());
+    // A session-made token is not capped by anything but the maximum.
+    let (_, listed) = status_and_body(app.get("/api-tokens", Some(&session)).await).await;
+    let stored_child = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["id"] == child["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(stored_child["expires_at"], parent["expires_at"]);
+    assert_eq!(stored_child["scopes"], json!(["profile:read"]));
 }

@@ -12,14 +12,13 @@ use reqwest::{Response, StatusCode, Url};
 use serde_json::{json, Value};
 use tributary::auth::oauth::flow::Provider;
 use tributary::store::users::identity_key;
-use tributary_e2e::app::{
-    embedded_table, services_over, spawn_app_with_providers, status_and_body, TestApp,
-};
+use tributary_e2e::app::{embedded_table, spawn_app_with_providers, status_and_body, TestApp};
 use tributary_e2e::fake_oidc::{
     FakeOidc, IdToken, Script, Signing, EC_KID, ROTATED_RSA_KID, RSA_KID, RSA_PUBLIC_PEM,
 };
 use tributary_e2e::signin::{
-    oidc_config, redirect_uri, set_cookie_value, Started, LOGIN_COOKIE, STATE_COOKIE,
+    oidc_config, redirect_uri, services_with_outbox, set_cookie_value, verification_links, Started,
+    LOGIN_COOKIE, STATE_COOKIE,
 };
 
 const PROVIDER: &str = "fake";
@@ -29,6 +28,8 @@ const CLIENT_SECRET: &str = "fake-client-secret-3b9d7e1a5c";
 struct Harness {
     fake: FakeOidc,
     app: TestApp,
+    /// The app's dev outbox (verification mails).
+    outbox: std::path::PathBuf,
 }
 
 async fn harness() -> Harness {
@@ -41,10 +42,9 @@ async fn harness_with(jwks_cooldown: Duration, iss_supported: bool) -> Harness {
     let fake = FakeOidc::start(CLIENT_ID, CLIENT_SECRET, &redirect_uri(PROVIDER)).await;
     fake.set_iss_parameter_supported(iss_supported);
     let config = oidc_config(PROVIDER, &fake.issuer, CLIENT_ID, CLIENT_SECRET);
-    let app =
-        spawn_app_with_providers(services_over(embedded_table()), vec![config], jwks_cooldown)
-            .await;
-    Harness { fake, app }
+    let (services, outbox) = services_with_outbox(embedded_table());
+    let app = spawn_app_with_providers(services, vec![config], jwks_cooldown).await;
+    Harness { fake, app, outbox }
 }
 
 /// A subject and an email no other test uses.
@@ -327,7 +327,15 @@ async fn a_replayed_callback_is_refused() {
         .app
         .callback(PROVIDER, &query, Some(&started.state_cookie))
         .await;
-    assert_refused(replay, StatusCode::BAD_REQUEST, "invalid_state").await;
+    let body = assert_refused(replay, StatusCode::BAD_REQUEST, "signin_already_used").await;
+    assert_eq!(
+        body["message"], "this sign-in was already used; sign in again",
+        "{body}"
+    );
+    // The first callback cleared the state cookie: a browser's reload arrives without it,
+    // and hears the same (not "the state does not belong to this browser").
+    let reload = t.app.callback(PROVIDER, &query, None).await;
+    assert_refused(reload, StatusCode::BAD_REQUEST, "signin_already_used").await;
     assert_eq!(t.fake.counts().token, 1, "the code was exchanged again");
     // The one account from the first callback, nothing more.
     let user = t.user_by_identity(&sub).await.unwrap();
@@ -720,8 +728,8 @@ async fn a_provider_error_is_reported_plainly_and_burns_the_state() {
     let (sub, email) = person("provider-error");
     let started = t.start().await;
     let query = query(&[
-        ("error", "access_denied"),
-        ("error_description", "The user denied the request"),
+        ("error", "temporarily_unavailable"),
+        ("error_description", "The provider is under maintenance"),
         ("state", &started.state),
         ("iss", &t.fake.issuer),
     ]);
@@ -732,7 +740,8 @@ async fn a_provider_error_is_reported_plainly_and_burns_the_state() {
     let body = assert_refused(response, StatusCode::BAD_REQUEST, "provider_error").await;
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.contains("access_denied") && message.contains("The user denied the request"),
+        message.contains("temporarily_unavailable")
+            && message.contains("The provider is under maintenance"),
         "{message}"
     );
     for internal in [
@@ -763,7 +772,7 @@ async fn a_provider_error_is_reported_plainly_and_burns_the_state() {
             Some(&started.state_cookie),
         )
         .await;
-    assert_refused(response, StatusCode::BAD_REQUEST, "invalid_state").await;
+    assert_refused(response, StatusCode::BAD_REQUEST, "signin_already_used").await;
     assert_eq!(t.fake.counts().token, 0);
     t.assert_nothing_stored(&sub, Some(&email)).await;
 }
@@ -803,13 +812,24 @@ async fn a_token_endpoint_error_is_refused() {
             Script::error(400, "invalid_grant", "The code has expired"),
         )
         .await;
-    let body = assert_refused(response, StatusCode::BAD_GATEWAY, "token_exchange_failed").await;
+    // The user's to retry (a stale or reused code), not an outage of ours.
+    let body = assert_refused(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
     assert!(
-        body["message"].as_str().unwrap().contains("invalid_grant"),
+        body["message"].as_str().unwrap().contains("sign in again"),
         "{body}"
     );
     assert_eq!(t.fake.counts().token, 1);
     t.assert_nothing_stored(&sub, Some(&email)).await;
+
+    // A provider refusing us (bad client credentials) is still a gateway failure.
+    let started = t.start().await;
+    let response = t
+        .finish(
+            &started,
+            Script::error(401, "invalid_client", "Client authentication failed"),
+        )
+        .await;
+    assert_refused(response, StatusCode::BAD_GATEWAY, "token_exchange_failed").await;
 }
 
 // 11. Email linking --------------------------------------------------------------------
@@ -841,13 +861,56 @@ async fn an_unverified_email_never_links_and_a_verified_one_does() {
         assert_eq!(owner.id, registered_id);
     }
 
-    // Verified by the provider: linked to the password account, by design.
+    // Verified by the provider, but the password account never proved the address: no
+    // link and no second account (the pre-registration takeover).
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
+        .await;
+    assert_refused(response, StatusCode::CONFLICT, "account_email_not_verified").await;
+    assert!(t.user_by_identity(&sub).await.is_none());
+
+    // Once the password account verifies through the mailed link, the provider links.
+    let links = verification_links(&t.outbox, &email);
+    let (status, page) = t.app.open_verification_link(&links[0]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
     let response = t
         .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
         .await;
     let session = t.assert_signed_in(response, &email).await;
     assert_eq!(session["user"]["id"], registered_id.as_str());
     assert_eq!(t.user_by_identity(&sub).await.unwrap().id, registered_id);
+    t.assert_no_violations();
+}
+
+/// Issue 8, point 2: an attacker registers the victim's address with a password; the
+/// victim's verified SSO sign-in must not land in (or be linked to) the attacker's account.
+#[tokio::test]
+async fn a_pre_registered_password_account_does_not_capture_a_verified_sso_sign_in() {
+    let t = harness().await;
+    let (victim_sub, victim_email) = person("victim");
+    let attacker = t.app.register(&victim_email).await;
+    let attacker_id = attacker["user"]["id"].as_str().unwrap().to_owned();
+    let attacker_session = t.app.login(&victim_email).await;
+
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&victim_sub, Some(&victim_email), nonce))
+        .await;
+    let body = assert_refused(response, StatusCode::CONFLICT, "account_email_not_verified").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("verify"),
+        "{body}"
+    );
+    assert!(
+        t.user_by_identity(&victim_sub).await.is_none(),
+        "the victim's identity was linked to the attacker's account"
+    );
+    assert_eq!(
+        t.user_by_email(&victim_email).await.unwrap().id,
+        attacker_id
+    );
+    // The attacker's session still shows only the unverified password account.
+    let (_, me) = status_and_body(t.app.get("/me", Some(&attacker_session)).await).await;
+    assert_eq!(me["user"]["email_verified"], false);
     t.assert_no_violations();
 }
 
@@ -931,5 +994,162 @@ async fn a_rotated_key_is_found_with_one_refetch() {
         .await;
     t.assert_signed_in(response, &email).await;
     assert_eq!(t.jwks_fetches(), 2);
+    t.assert_no_violations();
+}
+
+// 14. Browser-facing callback errors (issue 8, point 6b) ----------------------------------
+
+/// The callback as a browser navigates to it (`Accept: text/html`).
+async fn browser_callback(t: &Harness, query: &str, cookie: Option<&str>) -> Response {
+    let mut request = t
+        .app
+        .client
+        .get(
+            t.app
+                .url(&format!("/auth/oauth/{PROVIDER}/callback?{query}")),
+        )
+        .header(
+            reqwest::header::ACCEPT,
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+        );
+    if let Some(value) = cookie {
+        request = request.header(reqwest::header::COOKIE, format!("{STATE_COOKIE}={value}"));
+    }
+    request.send().await.unwrap()
+}
+
+/// A browser's failed callback: back to the sign-in page with the reason, nothing else.
+fn assert_sent_back(response: &Response, code: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert_eq!(location, format!("/?signin_error={code}"));
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(set_cookie_value(response, LOGIN_COOKIE), None);
+    assert_eq!(
+        set_cookie_value(response, STATE_COOKIE).as_deref(),
+        Some("")
+    );
+}
+
+#[tokio::test]
+async fn a_browser_that_cancelled_at_the_provider_is_sent_back_to_the_sign_in_page() {
+    let t = harness().await;
+    let started = t.start().await;
+    let query = query(&[
+        ("error", "access_denied"),
+        ("error_description", "The user denied the request"),
+        ("state", &started.state),
+        ("iss", &t.fake.issuer),
+    ]);
+    let response = browser_callback(&t, &query, Some(&started.state_cookie)).await;
+    assert_sent_back(&response, "signin_cancelled");
+    t.assert_state_consumed(&started.state).await;
+    // An API client asking the same gets the JSON error.
+    let started = t.start().await;
+    let query = query_for_cancel(&started, &t.fake.issuer);
+    let response = t
+        .app
+        .callback(PROVIDER, &query, Some(&started.state_cookie))
+        .await;
+    assert_refused(response, StatusCode::BAD_REQUEST, "signin_cancelled").await;
+}
+
+fn query_for_cancel(started: &Started, issuer: &str) -> String {
+    query(&[
+        ("error", "access_denied"),
+        ("state", &started.state),
+        ("iss", issuer),
+    ])
+}
+
+#[tokio::test]
+async fn a_browser_reusing_or_arriving_late_is_sent_back_with_the_reason() {
+    let t = harness().await;
+    let (sub, email) = person("browser-replay");
+    let started = t.start().await;
+    let code = t.script(
+        &started,
+        Script::id_token(t.fake.id_token(&sub, Some(&email), &nonce(&started))),
+    );
+    let query = t.redirect_query(&code, &started.state);
+    let first = browser_callback(&t, &query, Some(&started.state_cookie)).await;
+    t.assert_signed_in(first, &email).await;
+    // Back button / reload: the cookie is gone, the state used.
+    let again = browser_callback(&t, &query, None).await;
+    assert_sent_back(&again, "signin_already_used");
+
+    // A state that is not (or no longer) stored: expired.
+    let expired = "expired-state-0123456789abcdef";
+    let query = t.redirect_query("some-code", expired);
+    let late = browser_callback(&t, &query, Some(expired)).await;
+    assert_sent_back(&late, "signin_expired");
+    let late = t.app.callback(PROVIDER, &query, Some(expired)).await;
+    assert_refused(late, StatusCode::BAD_REQUEST, "signin_expired").await;
+    assert_eq!(t.fake.counts().token, 1);
+}
+
+// 15. JWKS freshness (issue 8, point 6b) ---------------------------------------------------
+
+#[tokio::test]
+async fn a_key_withdrawn_from_the_jwks_stops_being_trusted_after_max_age() {
+    let t = harness().await;
+    t.fake.set_jwks_cache_control("public, max-age=1");
+    let (sub, email) = person("withdrawn");
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
+        .await;
+    t.assert_signed_in(response, &email).await;
+    t.fake.withdraw_rsa_key();
+    // Within max-age the cached key may still be used; after it, never again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let response = t
+            .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
+            .await;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            break response;
+        }
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the withdrawn key is still trusted after 15 s (max-age=1)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_refused(refused, StatusCode::UNAUTHORIZED, "invalid_id_token").await;
+    assert!(t.jwks_fetches() >= 2, "the expired set was refetched");
+}
+
+#[tokio::test]
+async fn a_key_rotated_under_the_same_kid_is_picked_up_with_one_refetch() {
+    let t = harness_with(Duration::from_secs(300), true).await;
+    let (sub, email) = person("same-kid");
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
+        .await;
+    t.assert_signed_in(response, &email).await;
+    assert_eq!(t.jwks_fetches(), 1);
+
+    t.fake.rotate_rsa_key_in_place();
+    let rotated = |fake: &FakeOidc, nonce: &str| {
+        fake.id_token(&sub, Some(&email), nonce)
+            .signed(Signing::RotatedRs256, Some(RSA_KID))
+    };
+    let response = t.sign_in_with(rotated).await;
+    t.assert_signed_in(response, &email).await;
+    assert_eq!(
+        t.jwks_fetches(),
+        2,
+        "one refetch after the signature failed"
+    );
+    // The new key is cached; the old one under that kid is no longer trusted.
+    let response = t.sign_in_with(rotated).await;
+    t.assert_signed_in(response, &email).await;
+    let response = t
+        .sign_in_with(|fake, nonce| fake.id_token(&sub, Some(&email), nonce))
+        .await;
+    assert_refused(response, StatusCode::UNAUTHORIZED, "invalid_id_token").await;
+    assert_eq!(t.jwks_fetches(), 2, "the cooldown holds");
     t.assert_no_violations();
 }

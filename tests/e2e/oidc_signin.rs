@@ -7,9 +7,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tributary::auth::oauth::flow::Provider;
 use tributary::store::users::identity_key;
-use tributary_e2e::app::{embedded_table, services_over, spawn_app_with_providers, TestApp};
+use tributary_e2e::app::{embedded_table, spawn_app_with_providers, TestApp};
 use tributary_e2e::oidc::{drive_login, ClientConfig, OidcProvider};
-use tributary_e2e::signin::{oidc_config, redirect_uri};
+use tributary_e2e::signin::{oidc_config, redirect_uri, services_with_outbox, verification_links};
 
 const RS256_CLIENT: &str = "tributary-rs256";
 const ES256_CLIENT: &str = "tributary-es256";
@@ -26,6 +26,12 @@ fn client(provider_name: &str, client_id: &str, alg: &str) -> ClientConfig {
 /// A provider with one RS256 and one ES256 client, and an app that knows both as
 /// `corp-rs` and `corp-es`.
 async fn setup(jwks_cooldown: Duration) -> (OidcProvider, TestApp) {
+    let (provider, app, _outbox) = setup_with_outbox(jwks_cooldown).await;
+    (provider, app)
+}
+
+/// [`setup`], and the app's dev outbox (verification mails).
+async fn setup_with_outbox(jwks_cooldown: Duration) -> (OidcProvider, TestApp, std::path::PathBuf) {
     let provider = OidcProvider::start(vec![
         client("corp-rs", RS256_CLIENT, "RS256"),
         client("corp-es", ES256_CLIENT, "ES256"),
@@ -44,9 +50,9 @@ async fn setup(jwks_cooldown: Duration) -> (OidcProvider, TestApp) {
             &format!("{ES256_CLIENT}-secret-7f3a9c2e5b1d"),
         ),
     ];
-    let app =
-        spawn_app_with_providers(services_over(embedded_table()), configs, jwks_cooldown).await;
-    (provider, app)
+    let (services, outbox) = services_with_outbox(embedded_table());
+    let app = spawn_app_with_providers(services, configs, jwks_cooldown).await;
+    (provider, app, outbox)
 }
 
 /// One whole sign-in as `account`; returns the session body.
@@ -122,10 +128,35 @@ async fn es256_sign_in_creates_a_user_with_a_working_session() {
     assert_session_works(&app, &session, "bob@example.com").await;
 }
 
+/// Issue 8, point 2, against the real provider: a password account that has not proved
+/// the address does not capture the SSO sign-in; once verified through the mailed link,
+/// the sign-in links to it.
 #[tokio::test]
-async fn a_verified_email_links_to_the_existing_password_account() {
-    let (_provider, app) = setup(Duration::from_secs(60)).await;
+async fn a_verified_email_links_to_the_existing_password_account_only_once_it_is_verified() {
+    let (provider, app, outbox) = setup_with_outbox(Duration::from_secs(60)).await;
     let registered = app.register("carol@example.com").await;
+
+    let started = app.start_sign_in("corp-rs", Some("/welcome")).await;
+    let redirected = drive_login(started.authorization_url.as_str(), "carol").await;
+    let query = redirected.split_once('?').unwrap().1.to_owned();
+    let refused = app
+        .callback("corp-rs", &query, Some(&started.state_cookie))
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "account_email_not_verified");
+    let identity = identity_key(&provider.issuer, "carol");
+    assert!(app
+        .services
+        .users
+        .by_identity(&identity)
+        .await
+        .unwrap()
+        .is_none());
+
+    let links = verification_links(&outbox, "carol@example.com");
+    let (status, page) = app.open_verification_link(&links[0]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
     let session = sign_in(&app, "corp-rs", "carol").await;
     assert_eq!(session["user"]["id"], registered["user"]["id"]);
 }
@@ -168,7 +199,7 @@ async fn the_state_cannot_be_replayed_against_the_real_provider() {
         .await;
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = replay.json().await.unwrap();
-    assert_eq!(body["code"], "invalid_state");
+    assert_eq!(body["code"], "signin_already_used");
 }
 
 #[tokio::test]

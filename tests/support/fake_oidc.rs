@@ -283,6 +283,12 @@ struct Scripted {
     iss_parameter_supported: bool,
     rotated: bool,
     jwks_down: bool,
+    /// `Cache-Control` of `/jwks` responses.
+    jwks_cache_control: Option<String>,
+    /// [`RSA_KID`] no longer published.
+    rsa_withdrawn: bool,
+    /// [`RSA_KID`] now names the second RSA key (rotation under the same `kid`).
+    rsa_rotated_in_place: bool,
     /// What discovery names as the issuer, when not the real one.
     discovery_issuer: Option<String>,
     /// By authorization code; taken on use, so a code works once.
@@ -382,6 +388,22 @@ impl FakeOidc {
         self.inner.lock().discovery_issuer = Some(issuer.to_owned());
     }
 
+    /// `/jwks` answers with this `Cache-Control` header.
+    pub fn set_jwks_cache_control(&self, value: &str) {
+        self.inner.lock().jwks_cache_control = Some(value.to_owned());
+    }
+
+    /// Withdraws [`RSA_KID`] from the JWKS (a compromised or retired key).
+    pub fn withdraw_rsa_key(&self) {
+        self.inner.lock().rsa_withdrawn = true;
+    }
+
+    /// Publishes the second RSA key under [`RSA_KID`] instead of the first: tokens signed
+    /// with [`Signing::RotatedRs256`] and `kid` [`RSA_KID`] are now the valid ones.
+    pub fn rotate_rsa_key_in_place(&self) {
+        self.inner.lock().rsa_rotated_in_place = true;
+    }
+
     /// While down, `/jwks` answers 503 (a provider outage).
     pub fn set_jwks_down(&self, down: bool) {
         self.inner.lock().jwks_down = down;
@@ -465,22 +487,38 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Json<Value> {
 }
 
 async fn jwks(State(inner): State<Arc<Inner>>) -> Response {
-    let (rotated, down) = {
+    let (rotated, down, cache_control, withdrawn, in_place) = {
         let mut scripted = inner.lock();
         scripted.counts.jwks += 1;
-        (scripted.rotated, scripted.jwks_down)
+        (
+            scripted.rotated,
+            scripted.jwks_down,
+            scripted.jwks_cache_control.clone(),
+            scripted.rsa_withdrawn,
+            scripted.rsa_rotated_in_place,
+        )
     };
     if down {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let mut keys = vec![
-        json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": RSA_KID, "n": RSA_N, "e": RSA_E}),
         json!({"kty": "EC", "use": "sig", "alg": "ES256", "kid": EC_KID, "crv": "P-256", "x": EC_X, "y": EC_Y}),
     ];
+    if !withdrawn {
+        let n = if in_place { ROTATED_RSA_N } else { RSA_N };
+        keys.insert(
+            0,
+            json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": RSA_KID, "n": n, "e": RSA_E}),
+        );
+    }
     if rotated {
         keys.push(json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": ROTATED_RSA_KID, "n": ROTATED_RSA_N, "e": RSA_E}));
     }
-    Json(json!({ "keys": keys })).into_response()
+    let mut response = Json(json!({ "keys": keys })).into_response();
+    if let Some(value) = cache_control.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
 }
 
 /// `(client_id, client_secret)` from `Authorization: Basic`, each form-decoded

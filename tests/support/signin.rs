@@ -145,3 +145,59 @@ impl TestApp {
         response.json().await.unwrap()
     }
 }
+
+/// Services over `table` whose mail goes to a fresh dev outbox; returns the outbox dir.
+pub fn services_with_outbox(
+    table: std::sync::Arc<dyn tributary::store::Table>,
+) -> (tributary::Services, std::path::PathBuf) {
+    let outbox = crate::app::temp_dir("tributary-outbox");
+    let mail = tributary::mail::Mail::new(
+        std::sync::Arc::new(tributary::mail::OutboxMailer::new(&outbox)),
+        "http://127.0.0.1:3000",
+    )
+    .expect("valid public URL");
+    (crate::app::services_over(table).with_mail(mail), outbox)
+}
+
+/// The verification links mailed to `to`, oldest first.
+pub fn verification_links(outbox: &std::path::Path, to: &str) -> Vec<Url> {
+    tributary::mail::OutboxMailer::messages(outbox)
+        .into_iter()
+        .filter(|(_, text)| text.contains(&format!("To: {to}\r\n")))
+        .filter_map(|(_, text)| {
+            text.split_whitespace()
+                .find(|word| word.contains("/auth/verify-email?token="))
+                .and_then(|link| Url::parse(link).ok())
+        })
+        .collect()
+}
+
+/// The `token` query parameter of a verification link.
+pub fn link_token(link: &Url) -> String {
+    link.query_pairs()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.into_owned())
+        .expect("token in the verification link")
+}
+
+impl TestApp {
+    /// Opens a mailed verification link as a browser would (against this app, whatever
+    /// host the link names): the confirm page, then its form. Returns the final page.
+    pub async fn open_verification_link(&self, link: &Url) -> (StatusCode, String) {
+        let path = format!("{}?{}", link.path(), link.query().unwrap_or_default());
+        let page = self.client.get(self.url(&path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "the confirm page");
+        let html = page.text().await.unwrap();
+        let token = link_token(link);
+        assert!(html.contains(&token) && html.contains("<form"), "{html}");
+        let response = self
+            .client
+            .post(self.url("/auth/verify-email"))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+}

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tributary::auth::{api_token, scopes};
+use tributary::auth::{api_token, scopes, TokenKind};
 use tributary::store::{now_epoch_seconds, ApiTokenRecord};
 use tributary::web::{display_name, rfc3339, ApiError, ApiJson, ApiQuery, Authenticated};
 use tributary::Services;
@@ -111,9 +111,20 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = caller.require_scope(scopes::TOKENS_WRITE)?;
     let name = display_name(&request.name)?;
-    let granted = validate_scopes(&request.scopes, &principal.scopes)?;
     let now = now_epoch_seconds();
-    let expires_at = now + validate_expires_in(request.expires_in)?;
+    let requested_expiry = now + validate_expires_in(request.expires_in)?;
+    let (held, expires_at) = match parent_token(&services, principal).await? {
+        // A child never outlives its parent nor holds more than it (the stored record is
+        // the authority, not the authorizer's possibly cached context).
+        Some(parent) => (
+            parent.scopes,
+            parent
+                .expires_at
+                .map_or(requested_expiry, |at| at.min(requested_expiry)),
+        ),
+        None => (principal.scopes.clone(), requested_expiry),
+    };
+    let granted = validate_scopes(&request.scopes, &held)?;
     let minted = api_token::mint().map_err(ApiError::internal)?;
     let record = ApiTokenRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -139,6 +150,25 @@ async fn create(
             "expires_at": rfc3339(expires_at),
         })),
     ))
+}
+
+/// The calling API token's record (`None` for sessions).
+async fn parent_token(
+    services: &Services,
+    principal: &tributary::auth::Principal,
+) -> Result<Option<ApiTokenRecord>, ApiError> {
+    if principal.token_kind != TokenKind::ApiToken {
+        return Ok(None);
+    }
+    let revoked = || ApiError::unauthorized("the calling API token was revoked");
+    let token_id = principal.token_id.as_deref().ok_or_else(revoked)?;
+    let record = services
+        .api_tokens
+        .find_for_user(&principal.user_id, token_id)
+        .await?
+        .filter(|record| record.expires_at.is_none_or(|at| at > now_epoch_seconds()))
+        .ok_or_else(revoked)?;
+    Ok(Some(record))
 }
 
 async fn list(

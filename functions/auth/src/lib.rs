@@ -2,6 +2,11 @@
 //!
 //! `POST /auth/register` and `POST /auth/login` are public; `POST /auth/logout` and
 //! `GET /me` sit behind the token check (API Gateway's authorizer, or the local middleware).
+//!
+//! Email verification: register mails a one-time link (24 h); `POST /auth/verify-email/request`
+//! (a session) mails a new one; `GET /auth/verify-email?token=` shows a confirm button (a
+//! link scanner that prefetches the URL must not consume it) that posts to
+//! `POST /auth/verify-email`, which also takes `{"token": …}` as JSON.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,18 +20,25 @@ use tributary::store::{NewUser, User};
 use tributary::web::{display_name, session_body, ApiError, ApiJson, Authenticated, UserView};
 use tributary::Services;
 
+pub mod verify;
+
 pub const MAX_EMAIL_BYTES: usize = 254;
 
 pub fn public_routes(services: Services) -> Router {
     Router::new()
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
+        .route(
+            verify::VERIFY_PATH,
+            get(verify::confirm_page).post(verify::verify),
+        )
         .with_state(services)
 }
 
 pub fn protected_routes(services: Services) -> Router {
     Router::new()
         .route("/auth/logout", post(logout))
+        .route("/auth/verify-email/request", post(verify::request))
         .route("/me", get(me))
         .with_state(services)
 }
@@ -109,6 +121,10 @@ pub async fn register_user(
         })
         .await?;
     tracing::info!(user_id = %user.id, "user registered");
+    // The account works without it; a failed mail is retried with /auth/verify-email/request.
+    if let Err(error) = verify::send_verification(services, &user).await {
+        tracing::warn!(user_id = %user.id, error = %error.message, "could not send the verification mail");
+    }
     Ok(user)
 }
 
@@ -150,17 +166,41 @@ async fn login(
     Ok(Json(session_body(&services, user)?))
 }
 
+#[derive(Deserialize, Default)]
+struct LogoutRequest {
+    /// Also revoke every API token of the account ("sign out everywhere").
+    #[serde(default)]
+    revoke_api_tokens: bool,
+}
+
+/// Revokes every session of the account; with `{"revoke_api_tokens": true}` every API
+/// token too. Without a body (or `{}`) API tokens stay valid.
 async fn logout(
     State(services): State<Services>,
     caller: Authenticated,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     if caller.0.token_kind != TokenKind::Session {
         return Err(ApiError::forbidden(
             "log out with a session token; revoke API tokens with DELETE /api-tokens/{id}",
         ));
     }
+    // The body is optional: older clients post nothing.
+    let request: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?
+    };
     services.users.bump_token_version(&caller.0.user_id).await?;
     tracing::info!(user_id = %caller.0.user_id, "all sessions revoked");
+    if request.revoke_api_tokens {
+        let revoked = services
+            .api_tokens
+            .revoke_all_for_user(&caller.0.user_id)
+            .await?;
+        tracing::info!(user_id = %caller.0.user_id, revoked, "all API tokens revoked");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

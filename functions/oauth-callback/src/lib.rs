@@ -3,7 +3,7 @@
 //! `POST /auth/session` redeems that cookie for a session.
 
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY, SET_COOKIE};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, LOCATION, REFERRER_POLICY, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,9 +50,28 @@ async fn callback(
     let outcome = finish_sign_in(&state, &provider, &headers, &params).await;
     let response = match outcome {
         Ok(response) => response,
+        Err(error) if wants_html(&headers) => signin_error_redirect(&state.sign_in, &error),
         Err(error) => error.into_response(),
     };
     guarded(response, &provider)
+}
+
+/// A browser navigating (it asks for HTML) is sent back to the sign-in page with the
+/// reason; API clients and tests get the `{code, message}` JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/html"))
+}
+
+fn signin_error_redirect(sign_in: &SignIn, error: &ApiError) -> Response {
+    let location = sign_in.signin_error_location(error.code);
+    match HeaderValue::from_str(&location) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response(),
+        Err(_) => ApiError::internal("unrepresentable sign-in page location").into_response(),
+    }
 }
 
 async fn finish_sign_in(

@@ -39,6 +39,8 @@ pub enum LocalError {
     Random(String),
     #[error("crawl: {0}")]
     Crawl(String),
+    #[error(transparent)]
+    Mail(#[from] tributary::mail::MailError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
@@ -167,7 +169,20 @@ pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalErr
     let sessions =
         SessionKeys::new(&key, config::session_ttl_from_env()?).map_err(ConfigError::from)?;
     let table = open_embedded(data_dir)?;
-    Ok((Services::new(std::sync::Arc::new(table), sessions), source))
+    let services =
+        Services::new(std::sync::Arc::new(table), sessions).with_mail(local_mail(data_dir)?);
+    Ok((services, source))
+}
+
+/// Mail goes to the dev outbox `<data dir>/outbox/` (one `.eml` per message); links point
+/// at `TRIBUTARY_PUBLIC_URL` (default `http://127.0.0.1:3000`).
+pub fn local_mail(data_dir: &Path) -> Result<tributary::mail::Mail, LocalError> {
+    let public_url = std::env::var(tributary::mail::PUBLIC_URL)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| tributary::mail::DEFAULT_LOCAL_PUBLIC_URL.into());
+    let outbox = tributary::mail::OutboxMailer::new(data_dir.join("outbox"));
+    Ok(tributary::mail::Mail::new(Arc::new(outbox), &public_url)?)
 }
 
 /// Binds `addr` (port 0 picks a free one) and returns the bound address and the server.

@@ -127,6 +127,27 @@ impl ApiTokens {
         self.table.delete(&token_key(&record.token_hash)).await
     }
 
+    /// Revokes every token of the user ("sign out everywhere"); returns how many.
+    pub async fn revoke_all_for_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        // Deleting while paging would shift the cursor: collect first, then delete.
+        let mut records = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.list_for_user(user_id, 100, cursor).await?;
+            records.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        for record in &records {
+            self.revoke(record).await?;
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
     /// Records use at most once per `interval` seconds, so checks stay read-mostly; losing
     /// a race to another check is fine, the other one wrote the same fact.
     pub async fn touch(

@@ -27,6 +27,10 @@ fn state_key(state: &str) -> Key {
     Key::new(format!("OSTATE#{state}"), "STATE")
 }
 
+fn used_key(state: &str) -> Key {
+    Key::new(format!("OSTATE#{state}"), "USED")
+}
+
 /// Codes are stored hashed: the store never holds something that can be redeemed.
 fn code_key(code: &str) -> Key {
     Key::new(
@@ -77,13 +81,25 @@ impl SignInValues {
             .await
     }
 
-    /// The state, once: a replayed or expired state is `None`.
+    /// The state, once: a replayed or expired state is `None`. A taken state leaves a
+    /// marker (same TTL) so a replay can be told from an expired or forged state.
     pub async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
-        self.table
-            .take(&state_key(state))
-            .await?
-            .map(from_item)
-            .transpose()
+        let Some(item) = self.table.take(&state_key(state)).await? else {
+            return Ok(None);
+        };
+        let used = Item::new(used_key(state), super::Attributes::new())
+            .with_expiry(Some(now_epoch_seconds() + STATE_TTL_SECS));
+        match self.table.put_if_absent(used).await {
+            Ok(()) | Err(StoreError::ConditionFailed) => {}
+            // Only the replay's wording depends on the marker: the sign-in goes on.
+            Err(error) => tracing::warn!(%error, "could not record the used sign-in state"),
+        }
+        from_item(item).map(Some)
+    }
+
+    /// Whether `state` was taken by an earlier callback (within its TTL).
+    pub async fn was_used(&self, state: &str) -> Result<bool, StoreError> {
+        Ok(self.table.get(&used_key(state)).await?.is_some())
     }
 
     pub async fn save_login_code(&self, code: &str, user_id: &str) -> Result<(), StoreError> {

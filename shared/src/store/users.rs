@@ -27,6 +27,10 @@ pub struct User {
     pub token_version: u64,
     pub tenant_id: String,
     pub created_at: i64,
+    /// Whether the owner of `email` proved it (a verification link, or a provider that
+    /// verified it). Only a verified email may be linked to another sign-in by email.
+    #[serde(default)]
+    pub email_verified: bool,
     #[serde(skip)]
     pub item_version: u64,
 }
@@ -54,6 +58,8 @@ pub enum UserError {
     IdentityTaken,
     #[error("the user changed concurrently too often; try again")]
     Contention,
+    #[error("the email verification link is invalid, expired or already used")]
+    InvalidVerification,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -66,6 +72,26 @@ pub fn identity_key(issuer: &str, subject: &str) -> Key {
 
 pub fn profile_key(user_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), "PROFILE")
+}
+
+/// Verification tokens are stored hashed: the store never holds a usable link.
+fn verification_key(token: &str) -> Key {
+    use sha2::Digest as _;
+    Key::new(
+        format!(
+            "EMAILVERIFY#{}",
+            hex::encode(sha2::Sha256::digest(token.as_bytes()))
+        ),
+        "TOKEN",
+    )
+}
+
+/// 256 random bits, base64url.
+fn random_token() -> Result<String, StoreError> {
+    use base64::Engine as _;
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|error| StoreError::Backend(error.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random))
 }
 
 fn email_key(email: &str) -> Key {
@@ -97,8 +123,14 @@ fn to_item(user: &User) -> Result<Item, StoreError> {
 }
 
 fn from_item(item: Item) -> Result<User, StoreError> {
+    let recorded = item.attributes.contains_key("email_verified");
     let mut user: User = serde_json::from_value(serde_json::Value::Object(item.attributes))
         .map_err(|error| corrupt(&item.key, error))?;
+    // Users stored before the flag existed: a provider-only account records an email only
+    // when the provider verified it, so that email is verified; a password account's is not.
+    if !recorded {
+        user.email_verified = user.password_hash.is_none() && !user.email.is_empty();
+    }
     user.item_version = item.version;
     Ok(user)
 }
@@ -178,6 +210,8 @@ impl Users {
             status: UserStatus::Active,
             token_version: 1,
             created_at: super::now_epoch_seconds(),
+            // A provider-created account claims its email only when the provider verified it.
+            email_verified: identity.is_some() && claim_email,
             item_version: 1,
         };
         let mut writes = vec![WriteOp::PutIfAbsent(to_item(&user)?)];
@@ -221,19 +255,102 @@ impl Users {
 
     /// Revokes every session issued so far; returns the new token version.
     pub async fn bump_token_version(&self, user_id: &str) -> Result<u64, UserError> {
+        let user = self
+            .update(user_id, |user| {
+                user.token_version += 1;
+                Ok(())
+            })
+            .await?;
+        Ok(user.token_version)
+    }
+
+    /// Marks `email` verified, provided it is still the user's email.
+    pub async fn mark_email_verified(&self, user_id: &str, email: &str) -> Result<User, UserError> {
+        self.update(user_id, |user| {
+            if user.email != email || email.is_empty() {
+                return Err(UserError::InvalidVerification);
+            }
+            user.email_verified = true;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Read, change, conditional write; retried when another writer got there first.
+    async fn update(
+        &self,
+        user_id: &str,
+        change: impl Fn(&mut User) -> Result<(), UserError>,
+    ) -> Result<User, UserError> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let mut user = self.by_id(user_id).await?.ok_or(UserError::NotFound)?;
-            user.token_version += 1;
+            change(&mut user)?;
             match self
                 .table
                 .update_if_version(to_item(&user)?, user.item_version)
                 .await
             {
-                Ok(()) => return Ok(user.token_version),
+                Ok(()) => {
+                    user.item_version += 1;
+                    return Ok(user);
+                }
                 Err(StoreError::ConditionFailed) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
         Err(UserError::Contention)
+    }
+
+    /// A one-time email verification token for the user's current email, valid `ttl_secs`
+    /// from `now`. Only its SHA-256 is stored; the plaintext goes into the mail.
+    pub async fn issue_email_verification(
+        &self,
+        user: &User,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<String, UserError> {
+        let token = random_token()?;
+        let mut attributes = super::Attributes::new();
+        attributes.insert("user_id".into(), user.id.clone().into());
+        attributes.insert("email".into(), user.email.clone().into());
+        let item =
+            Item::new(verification_key(&token), attributes).with_expiry(Some(now + ttl_secs));
+        self.table.put_if_absent(item).await?;
+        Ok(token)
+    }
+
+    /// Consumes a verification token (once: a conditional read-and-delete) and marks the
+    /// email it was issued for verified.
+    pub async fn consume_email_verification(&self, token: &str) -> Result<User, UserError> {
+        let item = self
+            .table
+            .take(&verification_key(token))
+            .await?
+            .ok_or(UserError::InvalidVerification)?;
+        let text = |name: &str| {
+            item.attributes
+                .get(name)
+                .and_then(|value| value.as_str())
+                .ok_or_else(|| corrupt(&item.key, format!("missing {name}")))
+        };
+        let (user_id, email) = (text("user_id")?, text("email")?);
+        self.mark_email_verified(user_id, email).await
+    }
+
+    /// Claims the right to send `user_id` another verification mail: at most one per
+    /// `interval_secs`. False when one was sent more recently.
+    pub async fn claim_verification_send(
+        &self,
+        user_id: &str,
+        now: i64,
+        interval_secs: i64,
+    ) -> Result<bool, UserError> {
+        let key = Key::new(format!("USER#{user_id}"), "EMAILVERIFY_SENT");
+        let item = Item::new(key, super::Attributes::new()).with_expiry(Some(now + interval_secs));
+        match self.table.put_if_absent(item).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
     }
 }

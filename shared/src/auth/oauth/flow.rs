@@ -21,6 +21,8 @@ use crate::store::users::identity_key;
 use crate::store::{now_epoch_seconds, NewUser, StoreError, Table, User, UserError, Users};
 
 pub const JWKS_COOLDOWN: &str = "TRIBUTARY_OAUTH_JWKS_COOLDOWN_SECS";
+/// Where a browser whose sign-in failed is sent back to (a path on this site; default `/`).
+pub const SIGNIN_PAGE: &str = "TRIBUTARY_SIGNIN_PAGE";
 
 // One per configured provider, built at cold start and only borrowed after.
 #[allow(clippy::large_enum_variant)]
@@ -52,8 +54,12 @@ pub enum SignInError {
     MissingState,
     #[error("the sign-in state does not belong to this browser")]
     StateMismatch,
-    #[error("the sign-in state is unknown, expired or already used")]
+    #[error("this sign-in expired; sign in again")]
     UnknownState,
+    #[error("this sign-in was already used; sign in again")]
+    StateUsed,
+    #[error("the sign-in was cancelled at the provider")]
+    Cancelled,
     #[error("the authorization response lacks `code`")]
     MissingCode,
     #[error("the authorization response names another issuer")]
@@ -66,6 +72,8 @@ pub enum SignInError {
     OAuth2(#[from] OAuth2Error),
     #[error("an account with this email exists, but the provider has not verified the email; verify it with the provider or sign in with your password")]
     UnverifiedEmailInUse,
+    #[error("an account with this email exists but has not verified it, so this sign-in cannot be linked to it; sign in with the account's password, verify the email from the link we mail, then sign in here again")]
+    AccountEmailUnverified,
     #[error("this account is disabled")]
     Disabled,
     #[error(transparent)]
@@ -102,6 +110,7 @@ pub struct SignIn {
     providers: Arc<HashMap<String, Provider>>,
     values: SignInValues,
     users: Users,
+    signin_page: String,
 }
 
 impl SignIn {
@@ -147,7 +156,20 @@ impl SignIn {
             providers: Arc::new(providers),
             values: SignInValues::new(table.clone()),
             users: Users::new(table),
+            signin_page: super::redirect::DEFAULT_PATH.to_owned(),
         })
+    }
+
+    /// The app's sign-in page, where failed browser sign-ins land: a relative path only.
+    pub fn with_signin_page(mut self, page: &str) -> Result<Self, InvalidRedirect> {
+        self.signin_page = post_login_path(Some(page))?;
+        Ok(self)
+    }
+
+    /// The sign-in page with `signin_error=<code>` added (a stable snake_case code, never
+    /// a token or provider text).
+    pub fn signin_error_location(&self, code: &str) -> String {
+        signin_error_location(&self.signin_page, code)
     }
 
     /// Providers from `TRIBUTARY_OAUTH_*`, JWKS refetch cooldown from
@@ -169,7 +191,19 @@ impl SignIn {
             variable: "(HTTP client)".into(),
             reason: e.to_string(),
         })?;
-        Self::new(configs, table, http, cooldown)
+        let sign_in = Self::new(configs, table, http, cooldown)?;
+        match std::env::var(SIGNIN_PAGE) {
+            Ok(page) if !page.trim().is_empty() => {
+                sign_in
+                    .with_signin_page(page.trim())
+                    .map_err(|error| OAuthConfigError::Invalid {
+                        provider: "*".into(),
+                        variable: SIGNIN_PAGE.into(),
+                        reason: error.to_string(),
+                    })
+            }
+            _ => Ok(sign_in),
+        }
     }
 
     pub fn provider(&self, name: &str) -> Result<&Provider, SignInError> {
@@ -244,6 +278,9 @@ impl SignIn {
     ) -> Result<Finished, SignInError> {
         let provider = self.provider(provider_name)?;
         let login_state = self.take_state(provider_name, params, state_cookie).await?;
+        if params.error.as_deref() == Some("access_denied") {
+            return Err(SignInError::Cancelled);
+        }
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
             return Err(SignInError::ProviderRefused(printable(
@@ -283,23 +320,33 @@ impl SignIn {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or(SignInError::MissingState)?;
-        let cookie = cookie.ok_or(SignInError::StateMismatch)?;
-        if !bool::from(state.as_bytes().ct_eq(cookie.as_bytes())) {
-            return Err(SignInError::StateMismatch);
+        let cookie_matches =
+            cookie.is_some_and(|cookie| bool::from(state.as_bytes().ct_eq(cookie.as_bytes())));
+        if !cookie_matches {
+            // The first callback clears the cookie, so a replay (back button, reload)
+            // arrives without it: say so rather than blame the browser.
+            return Err(if self.values.was_used(state).await? {
+                SignInError::StateUsed
+            } else {
+                SignInError::StateMismatch
+            });
         }
-        let login_state = self
-            .values
-            .take_state(state)
-            .await?
-            .ok_or(SignInError::UnknownState)?;
+        let Some(login_state) = self.values.take_state(state).await? else {
+            return Err(if self.values.was_used(state).await? {
+                SignInError::StateUsed
+            } else {
+                SignInError::UnknownState
+            });
+        };
         if login_state.provider != provider_name {
             return Err(SignInError::UnknownState);
         }
         Ok(login_state)
     }
 
-    /// By identity first; a verified email links to an existing account; an unverified
-    /// email that belongs to someone else is refused rather than silently duplicated.
+    /// By identity first; a verified email links to an existing account whose own email is
+    /// verified; anything else that meets an existing account's email is refused rather
+    /// than silently linked or duplicated.
     async fn resolve_user(&self, external: ExternalUser) -> Result<User, SignInError> {
         let identity = identity_key(&external.namespace, &external.subject);
         if let Some(user) = self.users.by_identity(&identity).await? {
@@ -321,6 +368,13 @@ impl SignIn {
                 }
                 if !existing.is_active() {
                     return Err(SignInError::Disabled);
+                }
+                // Whoever registered the address without proving it must not inherit
+                // the provider's identity (pre-registration takeover): no link, no
+                // second account for the same email.
+                if !existing.email_verified {
+                    tracing::info!(user_id = %existing.id, namespace = %external.namespace, "refused to link a sign-in to an account with an unverified email");
+                    return Err(SignInError::AccountEmailUnverified);
                 }
                 self.users.link_identity(&existing.id, &identity).await?;
                 tracing::info!(user_id = %existing.id, namespace = %external.namespace, "linked sign-in identity by verified email");
@@ -360,5 +414,46 @@ async fn check_issuer_parameter(client: &OidcClient, iss: Option<&str>) -> Resul
             Err(SignInError::MissingIssuer)
         }
         None => Ok(()),
+    }
+}
+
+/// `page` with `signin_error=<code>` in its query (before any fragment); the code is cut to
+/// `[a-z_]` so nothing but a stable code ever lands in the URL.
+pub fn signin_error_location(page: &str, code: &str) -> String {
+    let (path, fragment) = match page.split_once('#') {
+        Some((path, fragment)) => (path, Some(fragment)),
+        None => (page, None),
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .collect();
+    let mut location = format!("{path}{separator}signin_error={code}");
+    if let Some(fragment) = fragment {
+        location.push('#');
+        location.push_str(fragment);
+    }
+    location
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signin_error_locations() {
+        assert_eq!(
+            signin_error_location("/", "signin_cancelled"),
+            "/?signin_error=signin_cancelled"
+        );
+        assert_eq!(
+            signin_error_location("/app/login?next=%2F#top", "signin_already_used"),
+            "/app/login?next=%2F&signin_error=signin_already_used#top"
+        );
+        assert_eq!(
+            signin_error_location("/login", "x<script>&token=1"),
+            "/login?signin_error=xscripttoken"
+        );
     }
 }

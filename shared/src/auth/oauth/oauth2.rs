@@ -11,8 +11,16 @@ use super::{parse_token_response, printable, ExternalUser};
 pub enum OAuth2Error {
     #[error("the token endpoint refused the code: {0}")]
     TokenExchange(String),
+    #[error("the provider refused the sign-in code (expired or already used); sign in again: {0}")]
+    CodeRefused(String),
     #[error("fetching the user failed: {0}")]
     User(String),
+}
+
+/// The provider's way of saying "this code is expired, used or not yours" (RFC 6749
+/// `invalid_grant`; GitHub's `bad_verification_code`): the user's to retry, not our outage.
+pub fn is_code_refusal(error: &str) -> bool {
+    matches!(error, "invalid_grant" | "bad_verification_code")
 }
 
 /// POSTs the code with the PKCE verifier and exact redirect URI; returns the access token.
@@ -48,9 +56,12 @@ pub async fn exchange_code(
         .ok_or_else(|| OAuth2Error::TokenExchange(format!("HTTP {status}, unreadable body")))?;
     if let Some(error) = tokens.error {
         let description = tokens.error_description.unwrap_or_default();
-        return Err(OAuth2Error::TokenExchange(printable(&format!(
-            "{error}: {description}"
-        ))));
+        let message = printable(&format!("{error}: {description}"));
+        return Err(if is_code_refusal(&error) {
+            OAuth2Error::CodeRefused(message)
+        } else {
+            OAuth2Error::TokenExchange(message)
+        });
     }
     if !status.is_success() {
         return Err(OAuth2Error::TokenExchange(format!("HTTP {status}")));

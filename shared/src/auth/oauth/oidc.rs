@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Url;
 use serde::Deserialize;
@@ -26,6 +27,8 @@ pub enum OidcError {
     Discovery(String),
     #[error("the token endpoint refused the code: {0}")]
     TokenExchange(String),
+    #[error("the provider refused the sign-in code (expired or already used); sign in again: {0}")]
+    CodeRefused(String),
     #[error("invalid ID token: {0}")]
     IdToken(String),
     #[error(transparent)]
@@ -218,9 +221,12 @@ impl OidcClient {
             .ok_or_else(|| OidcError::TokenExchange(format!("HTTP {status}, unreadable body")))?;
         if let Some(error) = tokens.error {
             let description = tokens.error_description.unwrap_or_default();
-            return Err(OidcError::TokenExchange(printable(&format!(
-                "{error}: {description}"
-            ))));
+            let message = printable(&format!("{error}: {description}"));
+            return Err(if super::oauth2::is_code_refusal(&error) {
+                OidcError::CodeRefused(message)
+            } else {
+                OidcError::TokenExchange(message)
+            });
         }
         if !status.is_success() {
             return Err(OidcError::TokenExchange(format!("HTTP {status}")));
@@ -291,24 +297,43 @@ impl OidcClient {
             )));
         }
         let discovery = self.discovery().await?;
-        let jwk = self
-            .jwks
-            .key(&discovery.jwks_uri, header.kid.as_deref())
-            .await?;
+        let kid = header.kid.as_deref();
+        let jwk = self.jwks.key(&discovery.jwks_uri, kid).await?;
+        let claims = match self.decode(token, &jwk, header.alg) {
+            Err(DecodeFailure::Signature) => {
+                // Keys rotated under the same `kid`: one refetch (cooldown permitting).
+                let replacement = self
+                    .jwks
+                    .replacement(&discovery.jwks_uri, kid, &jwk)
+                    .await?
+                    .ok_or_else(|| invalid("the signature does not verify"))?;
+                self.decode(token, &replacement, header.alg)
+            }
+            other => other,
+        }
+        .map_err(DecodeFailure::into_error)?;
+        self.check_claims(&claims, nonce)?;
+        Ok(claims)
+    }
+
+    fn decode(&self, token: &str, jwk: &Jwk, alg: Algorithm) -> Result<IdClaims, DecodeFailure> {
         if jwk
             .common
             .key_algorithm
-            .is_some_and(|declared| format!("{declared:?}") != format!("{:?}", header.alg))
+            .is_some_and(|declared| format!("{declared:?}") != format!("{alg:?}"))
         {
-            return Err(invalid("the key is declared for another algorithm"));
+            return Err(DecodeFailure::Other(
+                "the key is declared for another algorithm".into(),
+            ));
         }
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|e| OidcError::IdToken(format!("unusable key: {e}")))?;
-        let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &self.validation(header.alg))
-            .map_err(|e| OidcError::IdToken(e.to_string()))?
-            .claims;
-        self.check_claims(&claims, nonce)?;
-        Ok(claims)
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| DecodeFailure::Other(format!("unusable key: {e}")))?;
+        jsonwebtoken::decode::<IdClaims>(token, &key, &self.validation(alg))
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => DecodeFailure::Signature,
+                _ => DecodeFailure::Other(e.to_string()),
+            })
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
@@ -358,6 +383,21 @@ impl OidcClient {
             return invalid("the nonce does not match this sign-in");
         }
         Ok(())
+    }
+}
+
+/// Why an ID token did not decode: a bad signature may mean a rotated key.
+enum DecodeFailure {
+    Signature,
+    Other(String),
+}
+
+impl DecodeFailure {
+    fn into_error(self) -> OidcError {
+        match self {
+            DecodeFailure::Signature => OidcError::IdToken("InvalidSignature".into()),
+            DecodeFailure::Other(reason) => OidcError::IdToken(reason),
+        }
     }
 }
 
