@@ -169,18 +169,24 @@ pub fn local_services(data_dir: &Path) -> Result<(Services, KeySource), LocalErr
     let sessions =
         SessionKeys::new(&key, config::session_ttl_from_env()?).map_err(ConfigError::from)?;
     let table = open_embedded(data_dir)?;
-    let services =
-        Services::new(std::sync::Arc::new(table), sessions).with_mail(local_mail(data_dir)?);
+    let services = Services::new(std::sync::Arc::new(table), sessions).with_mail(local_mail(
+        data_dir,
+        tributary::mail::DEFAULT_LOCAL_PUBLIC_URL,
+    )?);
     Ok((services, source))
 }
 
 /// Mail goes to the dev outbox `<data dir>/outbox/` (one `.eml` per message); links point
-/// at `TRIBUTARY_PUBLIC_URL` (default `http://127.0.0.1:3000`).
-pub fn local_mail(data_dir: &Path) -> Result<tributary::mail::Mail, LocalError> {
+/// at `TRIBUTARY_PUBLIC_URL`, else at `default_public_url` (`serve` passes the address it
+/// bound, so links work whatever port was picked).
+pub fn local_mail(
+    data_dir: &Path,
+    default_public_url: &str,
+) -> Result<tributary::mail::Mail, LocalError> {
     let public_url = std::env::var(tributary::mail::PUBLIC_URL)
         .ok()
         .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| tributary::mail::DEFAULT_LOCAL_PUBLIC_URL.into());
+        .unwrap_or_else(|| default_public_url.to_owned());
     let outbox = tributary::mail::OutboxMailer::new(data_dir.join("outbox"));
     Ok(tributary::mail::Mail::new(Arc::new(outbox), &public_url)?)
 }
@@ -196,6 +202,19 @@ pub async fn bind(
     impl std::future::Future<Output = std::io::Result<()>>,
 )> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, services, sign_in, engines)
+}
+
+/// Serves every route on an already bound listener; returns its address and the server.
+pub fn serve_on(
+    listener: tokio::net::TcpListener,
+    services: Services,
+    sign_in: SignIn,
+    engines: Engines,
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
     let bound = listener.local_addr()?;
     Ok((bound, async move {
         axum::serve(listener, app(services, sign_in, engines)).await

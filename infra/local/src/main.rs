@@ -11,7 +11,7 @@ use tributary_local::crawl::{
     crawl_until_done, local_engine, local_operator, spawn_sweeper, spawn_workers,
 };
 use tributary_local::sync::{local_sync_engine, spawn_scheduler, spawn_sync_workers};
-use tributary_local::{bind, local_services, local_sign_in, Engines, KeySource};
+use tributary_local::{local_mail, local_services, local_sign_in, serve_on, Engines, KeySource};
 
 #[derive(Parser)]
 #[command(
@@ -206,7 +206,10 @@ async fn serve(
         crawls: engine,
         syncs,
     };
-    let (bound, server) = bind(services, sign_in, engines, addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let public_url = format!("http://{}", listener.local_addr()?);
+    let services = services.with_mail(local_mail(data_dir, &public_url)?);
+    let (bound, server) = serve_on(listener, services, sign_in, engines)?;
     println!("data in {}", data_dir.display());
     println!("tributary-local listening on http://{bound}");
     tokio::select! {
