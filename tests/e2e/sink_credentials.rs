@@ -388,3 +388,37 @@ async fn the_api_never_returns_sink_credentials_nor_sends_them_to_a_new_host() {
     assert!(!answer.to_string().contains(SECRET_B));
     assert!(first.deliveries().is_empty() && second.deliveries().is_empty());
 }
+
+/// A schedule's input is plain text in the template and EventBridge, so a scheduled crawl
+/// whose sink carries its own credential is refused before any job starts.
+#[tokio::test]
+async fn a_scheduled_crawl_refuses_a_sink_credential_in_its_plain_text_input() {
+    let site = TestSite::start(vec![("/", Resource::page("Home", &[]))]).await;
+    let app = spawn_app().await;
+    let scheduled = |sink: Value| -> crawl_start::ScheduledCrawl {
+        serde_json::from_value(json!({
+            "user_id": "owner-1", "tenant_id": "tenant-1",
+            "crawl": {"url": site.url("/"), "limit": 1, "ignore_sitemap": true, "sink": sink},
+        }))
+        .expect("event")
+    };
+    for sink in [
+        json!({"type": "webhook", "url": "https://hooks.example.com/t", "secret": SECRET_A}),
+        json!({"type": "ragflow", "base_url": "https://ragflow.example.com",
+               "dataset_id": "ds1", "api_key": "ragflow-key-0123456789"}),
+    ] {
+        let refused = crawl_start::start_scheduled(&app.crawls, scheduled(sink.clone())).await;
+        assert!(
+            matches!(
+                refused,
+                Err(crawl_start::ScheduleError::PlaintextSinkCredential)
+            ),
+            "{sink}: {refused:?}"
+        );
+    }
+    assert!(
+        site.requested().is_empty(),
+        "nothing was crawled: {:?}",
+        site.requested()
+    );
+}

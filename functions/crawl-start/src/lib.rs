@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tributary::auth::scopes;
 use tributary::crawl::engine::CrawlEngine;
 use tributary::crawl::job::{BatchScrapeRequest, CrawlRequest, CrawlSpec};
+use tributary::sinks::SinkRequest;
 use tributary::web::{ApiError, ApiJson, Authenticated};
 
 /// A batch of 1000 URLs does not fit the default 16 KiB body limit.
@@ -76,6 +77,13 @@ pub enum ScheduleError {
     Spec(#[from] tributary::crawl::job::SpecError),
     #[error(transparent)]
     Engine(#[from] tributary::crawl::engine::EngineError),
+    /// A schedule's input sits in plain text in the template and EventBridge: a sink
+    /// credential there would not be a secret. The operator pins the URL instead.
+    #[error(
+        "a scheduled crawl's sink must not carry its credential (it would be stored in plain \
+         text in the schedule); pin the sink URL for the operator's credential instead"
+    )]
+    PlaintextSinkCredential,
 }
 
 /// Starts the stored crawl as its owner (a new job each time; documents keep their ids,
@@ -84,6 +92,14 @@ pub async fn start_scheduled(
     engine: &CrawlEngine,
     scheduled: ScheduledCrawl,
 ) -> Result<tributary::store::crawls::CrawlJob, ScheduleError> {
+    if scheduled
+        .crawl
+        .sink
+        .as_ref()
+        .is_some_and(SinkRequest::has_credential)
+    {
+        return Err(ScheduleError::PlaintextSinkCredential);
+    }
     let spec = scheduled
         .crawl
         .validate(engine.fetcher().policy(), engine.sinks())?;

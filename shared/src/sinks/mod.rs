@@ -136,6 +136,20 @@ pub enum SinkRequest {
 }
 
 impl SinkRequest {
+    /// Whether the request carries the sink's own credential.
+    pub fn has_credential(&self) -> bool {
+        matches!(
+            self,
+            SinkRequest::Webhook {
+                secret: Some(_),
+                ..
+            } | SinkRequest::Ragflow {
+                api_key: Some(_),
+                ..
+            }
+        )
+    }
+
     /// What is stored (and shown) and the credential to seal.
     pub fn into_parts(self) -> (SinkConfig, Option<SinkSecret>) {
         match self {
