@@ -313,15 +313,32 @@ impl CrawlJobs {
 
     /// Cancels an active job; finished jobs are left as they are.
     pub async fn cancel(&self, id: &str) -> Result<CrawlJob, CrawlStoreError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let mut job = self.get(id).await?.ok_or(CrawlStoreError::NotFound)?;
+        self.modify_job(id, |job| {
             if !job.status.is_active() {
                 return Err(CrawlStoreError::Finished);
             }
-            let now = now_epoch_seconds();
             job.status = JobStatus::Cancelled;
-            job.finished_at = Some(now);
-            job.updated_at = now;
+            job.finished_at = Some(job.updated_at);
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Reads the job, lets `change` edit it (`Ok(false)`: leave it as it is) and saves it
+    /// with a version check, re-reading on a concurrent write. `updated_at` is set to now
+    /// before `change` runs.
+    async fn modify_job(
+        &self,
+        id: &str,
+        change: impl Fn(&mut CrawlJob) -> Result<bool, CrawlStoreError>,
+    ) -> Result<CrawlJob, CrawlStoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let stored = self.get(id).await?.ok_or(CrawlStoreError::NotFound)?;
+            let mut job = stored.clone();
+            job.updated_at = now_epoch_seconds();
+            if !change(&mut job)? {
+                return Ok(stored);
+            }
             match self.save_job(&job).await {
                 Ok(saved) => return Ok(saved),
                 Err(StoreError::ConditionFailed) => continue,
@@ -671,24 +688,17 @@ impl CrawlJobs {
         reason: &str,
         abandoned: usize,
     ) -> Result<CrawlJob, CrawlStoreError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let mut job = self.get(job_id).await?.ok_or(CrawlStoreError::NotFound)?;
+        self.modify_job(job_id, |job| {
             if !job.status.is_active() && abandoned == 0 {
-                return Ok(job);
+                return Ok(false);
             }
-            let now = now_epoch_seconds();
             if job.status.is_active() {
                 job.status = JobStatus::Failed;
-                job.finished_at = Some(now);
+                job.finished_at = Some(job.updated_at);
             }
             job.end_reason = Some(reason.to_owned());
-            job.updated_at = now;
-            match self.save_job(&job).await {
-                Ok(saved) => return Ok(saved),
-                Err(StoreError::ConditionFailed) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(CrawlStoreError::Contention)
+            Ok(true)
+        })
+        .await
     }
 }
