@@ -751,6 +751,59 @@ async fn the_ssrf_guard_refuses_every_private_target_without_fetching_it() {
     );
 }
 
+/// The local workers of one crawl stop when it ends; a page of another job that one of them
+/// was working on goes back on the queue at once, instead of staying hidden for the queue's
+/// visibility timeout (120 s) behind a worker that is gone.
+#[tokio::test]
+async fn stopped_workers_hand_back_the_page_they_were_working_on() {
+    let site = TestSite::start(vec![
+        ("/", Resource::page("Home", &[])),
+        ("/hang.html", Resource::Hang),
+    ])
+    .await;
+    let app = spawn_app().await;
+    let session = app.signed_in("hand-back@example.com").await;
+    // Queued first, so a worker takes it before the crawl's seed, and is still waiting on
+    // the page (it never answers) when the crawl ends.
+    let response = app
+        .post_json(
+            "/batch/scrape",
+            &json!({"urls": [site.url("/hang.html")]}),
+            Some(&session),
+        )
+        .await;
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let stuck = body["id"].as_str().expect("id").to_owned();
+    let quick = start_crawl(
+        &app,
+        &session,
+        json!({"url": site.url("/"), "ignore_sitemap": true}),
+    )
+    .await;
+
+    let job = drain(&app.crawls, &app.crawl_queue, &quick).await;
+    assert_eq!(job.counters.done, 1, "{:?}", job.counters);
+
+    let visible = app
+        .crawl_queue
+        .receive(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
+    assert!(
+        visible.iter().any(|message| message.body.contains(&stuck)),
+        "the stuck job's page is visible again: {visible:?}"
+    );
+    let stuck = app
+        .crawls
+        .jobs()
+        .get(&stuck)
+        .await
+        .expect("get")
+        .expect("job");
+    assert_eq!(stuck.counters.pending(), 1, "{:?}", stuck.counters);
+}
+
 #[tokio::test]
 async fn a_scheduled_crawl_starts_a_job_for_its_stored_owner() {
     let site = TestSite::start(vec![("/", Resource::page("Home", &[]))]).await;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tributary::auth::{Principal, TokenKind};
 use tributary::crawl::engine::{CrawlEngine, Deadline, Disposition};
 use tributary::crawl::setup::{fetcher_for, local_queue, policy_from_env, sinks_from_env};
@@ -23,8 +24,11 @@ const VISIBILITY: Duration = Duration::from_secs(120);
 /// engine re-queues what does not fit. Below [`VISIBILITY`], so a message is never handed
 /// to a second worker while the first still works on it.
 const MESSAGE_BUDGET: Duration = Duration::from_secs(90);
-/// Long poll of an idle worker.
-const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Long poll of an idle worker; also how long stopping an idle worker may take. Short: the
+/// embedded queue looks at its file every few milliseconds within a poll anyway.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// Pause after a queue error, instead of spinning.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// How often `crawl_until_done` reads the job's counters.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
@@ -62,42 +66,98 @@ pub fn local_operator() -> Principal {
 }
 
 /// Handles one message: deleted when handled, otherwise hidden for a growing delay and
-/// delivered again (an unreadable one ends in the dead-letter queue).
-async fn work_on(engine: &CrawlEngine, queue: &dyn Queue) -> Result<bool, String> {
+/// delivered again (an unreadable one ends in the dead-letter queue). Once `stop` is
+/// raised, a message being (or about to be) handled is handed back to the queue, visible
+/// at once, instead of staying hidden for [`VISIBILITY`]: the engine handles a page
+/// delivered twice correctly, and the next worker (or the next run) takes it up.
+async fn work_on(
+    engine: &CrawlEngine,
+    queue: &dyn Queue,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    // Never cut short: a receive dropped mid-call may already have taken a message out of
+    // sight, and nobody would hold its receipt to hand it back.
     let messages = queue
         .receive(1, VISIBILITY, IDLE_WAIT)
         .await
         .map_err(|error| error.to_string())?;
     let Some(message) = messages.into_iter().next() else {
-        return Ok(false);
+        return Ok(());
     };
     let deadline = Deadline::after(MESSAGE_BUDGET);
-    let result = match engine
-        .handle(&message.body, message.receive_count, deadline)
-        .await
-    {
-        Disposition::Handled => queue.delete(&message.receipt_handle).await,
-        Disposition::Retry => {
+    let disposition = tokio::select! {
+        biased;
+        () = stopped(stop) => None,
+        disposition = engine.handle(&message.body, message.receive_count, deadline) => {
+            Some(disposition)
+        }
+    };
+    let result = match disposition {
+        Some(Disposition::Handled) => queue.delete(&message.receipt_handle).await,
+        Some(Disposition::Retry) => {
             let backoff = Duration::from_secs(u64::from(message.receive_count.min(10)));
             queue
                 .change_visibility(&message.receipt_handle, backoff)
                 .await
         }
+        None => {
+            tracing::info!("crawl worker stopping; page handed back to the queue");
+            queue
+                .change_visibility(&message.receipt_handle, Duration::ZERO)
+                .await
+        }
     };
-    result.map(|()| true).map_err(|error| error.to_string())
+    result.map_err(|error| error.to_string())
 }
 
-/// `count` workers consuming the queue until aborted.
-pub fn spawn_workers(
-    engine: Arc<CrawlEngine>,
-    queue: Arc<dyn Queue>,
-    count: usize,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    crate::spawn_pollers(count, "crawl", move || {
-        let engine = engine.clone();
-        let queue = queue.clone();
-        async move { work_on(&engine, queue.as_ref()).await }
-    })
+/// Completes once the workers are told to stop (or their [`Workers`] is dropped).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which stops the workers too.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Crawl workers consuming the queue; stop them with [`Workers::stop`] so that no message
+/// stays hidden behind a worker that is gone (aborting one mid-message would hide that
+/// page for [`VISIBILITY`]). Dropping this also tells them to stop, without waiting.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Tells every worker to stop and waits until they have: an idle one after its current
+    /// poll (at most [`IDLE_WAIT`]), a busy one once it has handed its message back.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        for handle in self.handles {
+            if let Err(error) = handle.await {
+                tracing::error!(%error, "crawl worker failed");
+            }
+        }
+    }
+}
+
+/// `count` workers consuming the queue until stopped, each pausing a moment after a queue
+/// error instead of spinning.
+pub fn spawn_workers(engine: Arc<CrawlEngine>, queue: Arc<dyn Queue>, count: usize) -> Workers {
+    let (stop, watching) = watch::channel(false);
+    let handles = (0..count.max(1))
+        .map(|_| {
+            let (engine, queue, mut stop) = (engine.clone(), queue.clone(), watching.clone());
+            tokio::spawn(async move {
+                while !*stop.borrow() {
+                    if let Err(error) = work_on(&engine, queue.as_ref(), &mut stop).await {
+                        tracing::error!(%error, worker = "crawl", "queue unavailable");
+                        tokio::select! {
+                            () = stopped(&mut stop) => {}
+                            () = tokio::time::sleep(ERROR_PAUSE) => {}
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    Workers { stop, handles }
 }
 
 /// Sweeps stalled crawls every `every` (the cloud runs `crawl-sweep` on a schedule).
@@ -126,7 +186,7 @@ pub async fn crawl_until_done(
     workers: usize,
     mut progress: impl FnMut(&CrawlJob),
 ) -> Result<CrawlJob, LocalError> {
-    let handles = spawn_workers(engine.clone(), queue, workers);
+    let workers = spawn_workers(engine.clone(), queue, workers);
     let mut ticks = tokio::time::interval(PROGRESS_EVERY);
     let result = loop {
         ticks.tick().await;
@@ -141,8 +201,6 @@ pub async fn crawl_until_done(
             Err(error) => break Err(LocalError::Crawl(error.to_string())),
         }
     };
-    for handle in handles {
-        handle.abort();
-    }
+    workers.stop().await;
     result
 }

@@ -191,7 +191,7 @@ async fn serve(
     }
     let sign_in = local_sign_in(&services)?;
     let (engine, queue) = local_engine(&services, data_dir, allow_private_networks)?;
-    let _workers = spawn_workers(engine.clone(), queue, workers);
+    let workers = spawn_workers(engine.clone(), queue, workers);
     let stall_after = tributary::crawl::setup::stall_after_from_env()?;
     let _sweeper = spawn_sweeper(
         engine.clone(),
@@ -212,10 +212,16 @@ async fn serve(
     let (bound, server) = serve_on(listener, services, sign_in, engines)?;
     println!("data in {}", data_dir.display());
     println!("tributary-local listening on http://{bound}");
-    tokio::select! {
-        result = server => result?,
-        _ = tokio::signal::ctrl_c() => println!("stopping"),
-    }
+    let served = tokio::select! {
+        result = server => result,
+        _ = tokio::signal::ctrl_c() => {
+            println!("stopping");
+            Ok(())
+        }
+    };
+    // Pages in flight go back on the queue, visible at once to the next run.
+    workers.stop().await;
+    served?;
     Ok(())
 }
 
