@@ -12,6 +12,7 @@ mod oidc_negative;
 mod oidc_signin;
 mod queue_contract;
 mod ragflow_sink;
+mod ses_mail;
 mod sink_credentials;
 mod store_contract;
 mod sync;

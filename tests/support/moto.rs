@@ -81,6 +81,56 @@ pub async fn sqs_client() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&sdk_config().await)
 }
 
+pub async fn sesv2_client() -> aws_sdk_sesv2::Client {
+    aws_sdk_sesv2::Client::new(&sdk_config().await)
+}
+
+/// A mail moto's SES accepted (`SendEmail` with simple content, v1 or v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentEmail {
+    pub id: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Every simple mail moto's SES has accepted since it started, read from moto's state
+/// dump (`GET /moto-api/data.json`, its `ses.Message` models): moto delivers nothing, so
+/// this is the one place a test can read what was sent.
+pub async fn sent_emails() -> Vec<SentEmail> {
+    let url = format!("{}/moto-api/data.json", endpoint());
+    let response = reqwest::get(&url).await.expect("GET moto-api/data.json");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    let data: serde_json::Value = response.json().await.expect("moto's data.json is JSON");
+    let text = |message: &serde_json::Value, field: &str| {
+        message[field].as_str().unwrap_or_default().to_owned()
+    };
+    data["ses"]["Message"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|message| SentEmail {
+            id: text(message, "id"),
+            from: text(message, "source"),
+            to: message["destinations"]["ToAddresses"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|address| address.as_str().map(str::to_owned))
+                .collect(),
+            subject: text(message, "subject"),
+            body: text(message, "body"),
+        })
+        .collect()
+}
+
 /// A name no other test uses, for a fresh table or queue.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
