@@ -116,6 +116,11 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// Whether the workers are told to stop, or their [`Workers`] is gone.
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
+}
+
 /// Crawl workers consuming the queue; stop them with [`Workers::stop`] so that no message
 /// stays hidden behind a worker that is gone (aborting one mid-message would hide that
 /// page for [`VISIBILITY`]). Dropping this also tells them to stop, without waiting.
@@ -145,7 +150,7 @@ pub fn spawn_workers(engine: Arc<CrawlEngine>, queue: Arc<dyn Queue>, count: usi
         .map(|_| {
             let (engine, queue, mut stop) = (engine.clone(), queue.clone(), watching.clone());
             tokio::spawn(async move {
-                while !*stop.borrow() {
+                while !stopping(&stop) {
                     if let Err(error) = work_on(&engine, queue.as_ref(), &mut stop).await {
                         tracing::error!(%error, worker = "crawl", "queue unavailable");
                         tokio::select! {
