@@ -92,5 +92,10 @@ async fn an_unverified_sender_is_refused_with_a_clear_error() {
         !reason.contains("never-sent"),
         "no body in the error: {reason}"
     );
+    // Just the service's code and message: not the raw HTTP response (headers, request id).
+    assert!(
+        !reason.to_ascii_lowercase().contains("headers") && reason.len() < 300,
+        "a short reason, not the raw response: {reason}"
+    );
     assert!(sent_to(&to).await.is_empty(), "nothing was sent");
 }

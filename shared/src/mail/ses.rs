@@ -53,11 +53,25 @@ impl Mailer for SesMailer {
             .content(EmailContent::builder().simple(simple).build())
             .send()
             .await
-            // The SDK's error names the operation and the service's reason, never the body.
-            .map_err(|error| {
-                MailError::Delivery(aws_sdk_sesv2::error::DisplayErrorContext(error).to_string())
-            })?;
+            .map_err(delivery_error)?;
         tracing::info!(subject = %message.subject, "mail handed to SES");
         Ok(())
+    }
+}
+
+/// The service's error code and message (e.g. `MessageRejected: Email address not verified
+/// …`), or the SDK's summary when the call never reached SES; not the raw HTTP response the
+/// SDK's full context would dump into the logs.
+fn delivery_error(
+    error: aws_sdk_sesv2::error::SdkError<
+        aws_sdk_sesv2::operation::send_email::SendEmailError,
+        aws_sdk_sesv2::config::http::HttpResponse,
+    >,
+) -> MailError {
+    use aws_sdk_sesv2::error::ProvideErrorMetadata;
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => MailError::Delivery(format!("{code}: {message}")),
+        (Some(code), None) => MailError::Delivery(code.to_owned()),
+        _ => MailError::Delivery(aws_sdk_sesv2::error::DisplayErrorContext(error).to_string()),
     }
 }
