@@ -2,16 +2,17 @@
 //! real `crawl-page` handler consuming SQS batches the way the Lambda service feeds it
 //! (records the handler reports as failures stay on the queue; the rest are deleted).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use tributary::crawl::engine::{message_body, CrawlEngine, Deadline};
 use tributary::crawl::ssrf::NetworkPolicy;
-use tributary::queue::{create_queue_with_dlq, Queue, ReceivedMessage, SqsQueue};
+use tributary::queue::{create_queue_with_dlq, Queue, SqsQueue};
 use tributary::store::crawls::{Candidate, Counters, CrawlJob, JobStatus, Outcome};
-use tributary_e2e::app::{crawl_engine_with_queue, crawl_request, dynamo_table, temp_dir};
+use tributary_e2e::app::{
+    crawl_engine_with_queue, crawl_request, dynamo_table, sqs_record as record, temp_dir,
+};
 use tributary_e2e::moto;
 use tributary_e2e::site::{Resource, TestSite};
 use tributary_local::crawl::local_operator;
@@ -41,17 +42,6 @@ async fn cloud(max_receives: u32) -> Cloud {
         queue,
         dlq: SqsQueue::new(client, dlq_url),
     }
-}
-
-fn record(message: &ReceivedMessage) -> SqsMessage {
-    let mut record = SqsMessage::default();
-    record.message_id = Some(message.receipt_handle.clone());
-    record.body = Some(message.body.clone());
-    record.attributes = HashMap::from([(
-        "ApproximateReceiveCount".to_owned(),
-        message.receive_count.to_string(),
-    )]);
-    record
 }
 
 /// One Lambda invocation: a batch of up to 10 records through `crawl_page::handle`; the

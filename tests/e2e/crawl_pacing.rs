@@ -2,19 +2,20 @@
 //! cut short by the deadline re-queued (not slept, not double counted), and the sweeper
 //! ending jobs whose pending pages were lost.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use tributary::crawl::engine::{message_body, CrawlEngine, Deadline};
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::crawl::sweep::sweep;
-use tributary::queue::{Queue, ReceivedMessage};
+use tributary::queue::Queue;
 use tributary::store::crawls::{CrawlJob, JobStatus, UrlState};
 use tributary::store::Table;
 use tributary::time::now_epoch_seconds;
-use tributary_e2e::app::{crawl_engine, crawl_request, dynamo_table, embedded_table};
+use tributary_e2e::app::{
+    crawl_engine, crawl_request, dynamo_table, embedded_table, sqs_record as record,
+};
 use tributary_e2e::site::{Resource, TestSite};
 use tributary_local::crawl::local_operator;
 
@@ -24,17 +25,6 @@ const BATCH_DEADLINE: Duration = Duration::from_secs(3);
 const MARGIN: Duration = Duration::from_millis(500);
 const CRAWL_DELAY: Duration = Duration::from_secs(5);
 const STALL_AFTER: Duration = Duration::from_secs(30 * 60);
-
-fn record(message: &ReceivedMessage) -> SqsMessage {
-    let mut record = SqsMessage::default();
-    record.message_id = Some(message.receipt_handle.clone());
-    record.body = Some(message.body.clone());
-    record.attributes = HashMap::from([(
-        "ApproximateReceiveCount".to_owned(),
-        message.receive_count.to_string(),
-    )]);
-    record
-}
 
 /// One Lambda invocation of `crawl_page::handle` over up to 10 records, with its own
 /// deadline; returns how long before the deadline it returned (`None`: after it), or no

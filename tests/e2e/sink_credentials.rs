@@ -18,8 +18,8 @@ use tributary::sinks::{SinkRequest, SinkSecret};
 use tributary::store::connectors::RunStatus;
 use tributary::sync::{SyncEngine, SyncMessage, SyncOutcome};
 use tributary_e2e::app::{
-    crawl_engine, crawl_request, embedded_table, spawn_app, status_and_body, sync_engine,
-    sync_engine_with_sinks, WEBHOOK_SINK_SECRET,
+    crawl_engine, crawl_request, create_direct, embedded_table, spawn_app, status_and_body,
+    sync_engine, sync_engine_with_sinks, WEBHOOK_SINK_SECRET,
 };
 use tributary_e2e::fake_jira::{self, FakeJira};
 use tributary_e2e::fake_ragflow::{self, FakeRagflow};
@@ -190,14 +190,6 @@ fn jira_body(jira: &FakeJira, sink: Value) -> Value {
         "credentials": {"type": "basic", "email": fake_jira::EMAIL, "api_token": fake_jira::API_TOKEN},
         "sink": sink,
     })
-}
-
-async fn create_direct(engine: &SyncEngine, body: Value) -> String {
-    let request: connectors_api::CreateRequest = serde_json::from_value(body).expect("request");
-    connectors_api::create_connector(engine, "workspace-1", request)
-        .await
-        .expect("create")
-        .id
 }
 
 /// One whole sync of a small source (one invocation).

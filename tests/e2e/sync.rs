@@ -15,7 +15,8 @@ use tributary::store::connectors::{LeaseClaim, RunStatus, SourceKind};
 use tributary::store::Table;
 use tributary::sync::{SyncEngine, SyncMessage, SyncOutcome, SyncQueues};
 use tributary_e2e::app::{
-    dynamo_table, embedded_table, spawn_app, status_and_body, sync_engine, temp_dir, TestApp,
+    create_direct, dynamo_table, embedded_table, spawn_app, status_and_body, sync_engine, temp_dir,
+    TestApp,
 };
 use tributary_e2e::fake_jira::{self, FakeJira};
 use tributary_e2e::fake_ragflow::{self, FakeRagflow};
@@ -49,14 +50,6 @@ async fn create_via_api(app: &TestApp, session: &str, body: &Value) -> String {
         "credentials are never returned"
     );
     answer["id"].as_str().expect("id").to_owned()
-}
-
-async fn create_direct(engine: &SyncEngine, body: Value) -> String {
-    let request: connectors_api::CreateRequest = serde_json::from_value(body).expect("request");
-    connectors_api::create_connector(engine, "workspace-1", request)
-        .await
-        .expect("create")
-        .id
 }
 
 /// `source_id` → `title` of every document the directory sink holds.

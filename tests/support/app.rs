@@ -360,3 +360,27 @@ pub fn crawl_request(
         sink,
     }
 }
+
+/// The SQS event record Lambda would hand a function for a received queue message.
+pub fn sqs_record(
+    message: &tributary::queue::ReceivedMessage,
+) -> aws_lambda_events::event::sqs::SqsMessage {
+    let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+    record.message_id = Some(message.receipt_handle.clone());
+    record.body = Some(message.body.clone());
+    record.attributes = std::collections::HashMap::from([(
+        "ApproximateReceiveCount".to_owned(),
+        message.receive_count.to_string(),
+    )]);
+    record
+}
+
+/// Creates a connector in `workspace-1` straight through the connectors API's handler code
+/// (no HTTP, no token); returns its id.
+pub async fn create_direct(engine: &tributary::sync::SyncEngine, body: Value) -> String {
+    let request: connectors_api::CreateRequest = serde_json::from_value(body).expect("request");
+    connectors_api::create_connector(engine, "workspace-1", request)
+        .await
+        .expect("create")
+        .id
+}
