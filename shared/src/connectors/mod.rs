@@ -10,6 +10,8 @@ pub mod confluence;
 pub mod document;
 #[cfg(feature = "sync")]
 pub mod jira;
+#[cfg(feature = "sync")]
+pub mod kit;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -65,6 +67,12 @@ pub fn build(
     retry: crate::http::RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     let invalid = |error: serde_json::Error| ConnectorError::Config(error.to_string());
+    if let Credentials::Connection { provider } = &credentials {
+        return Err(ConnectorError::Config(format!(
+            "{} does not accept a {provider} connection",
+            source.as_str()
+        )));
+    }
     Ok(match source {
         SourceKind::Jira => Box::new(jira::JiraConnector::new(
             connector_id,
@@ -173,6 +181,9 @@ pub enum Credentials {
     Basic { email: String, api_token: String },
     /// A bearer token (OAuth 2.0 access token or personal access token).
     Bearer { token: String },
+    /// The workspace's connection to an OAuth provider (`/integrations/{provider}`); holds
+    /// no secret itself, the sync engine resolves it to the connection's tokens.
+    Connection { provider: String },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -180,17 +191,64 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Basic { email, .. } => write!(f, "Basic({email}, ..)"),
             Credentials::Bearer { .. } => f.write_str("Bearer(..)"),
+            Credentials::Connection { provider } => write!(f, "Connection({provider})"),
         }
     }
 }
 
 impl Credentials {
-    /// Adds the Authorization header.
+    /// Adds the Authorization header (inline credentials; [`build`] refuses a connection
+    /// until the source takes a [`kit::SourceAuth`]).
     #[cfg(feature = "sync")]
     pub fn apply(&self, request: crate::http::GuardedRequest) -> crate::http::GuardedRequest {
         match self {
             Credentials::Basic { email, api_token } => request.basic_auth(email, Some(api_token)),
             Credentials::Bearer { token } => request.bearer_auth(token),
+            Credentials::Connection { .. } => request,
         }
     }
+
+    /// The authorisation a connector applies: inline credentials as they are, a connection
+    /// through `connections` (none configured: the connector fails closed on first use).
+    #[cfg(feature = "sync")]
+    pub async fn resolve(
+        self,
+        workspace_id: &str,
+        connections: Option<&dyn kit::ConnectionResolver>,
+    ) -> Result<kit::SourceAuth, ConnectorError> {
+        match (self, connections) {
+            (Credentials::Connection { provider }, Some(connections)) => {
+                Ok(kit::SourceAuth::Connection(
+                    connections.token_source(workspace_id, &provider).await?,
+                ))
+            }
+            (credentials, _) => Ok(credentials.into()),
+        }
+    }
+}
+
+#[cfg(feature = "sync")]
+impl From<Credentials> for kit::SourceAuth {
+    fn from(credentials: Credentials) -> Self {
+        match credentials {
+            Credentials::Basic { email, api_token } => kit::SourceAuth::Basic {
+                user: email,
+                password: api_token,
+            },
+            Credentials::Bearer { token } => kit::SourceAuth::Bearer(kit::AccessToken::new(token)),
+            Credentials::Connection { provider } => kit::SourceAuth::Unresolved { provider },
+        }
+    }
+}
+
+/// What a source's build function gets: everything a connector needs, once per sync.
+#[cfg(feature = "sync")]
+pub struct BuildContext {
+    pub connector_id: String,
+    pub workspace_id: String,
+    /// The stored (validated) configuration.
+    pub config: Value,
+    pub auth: kit::SourceAuth,
+    pub http: crate::http::GuardedClient,
+    pub retry: crate::http::RetryPolicy,
 }
