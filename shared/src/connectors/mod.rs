@@ -3,7 +3,8 @@
 //! A source is one module implementing [`Connector`]: it validates its configuration,
 //! tests its credentials, pulls documents in checkpointed batches and lists every current
 //! source id (the slim listing that deletions are computed from). The sync engine
-//! (`shared::sync`) drives any connector the same way.
+//! (`shared::sync`) drives any connector the same way. Each source describes itself to the
+//! [`registry`] (`source()`), listed once in the `sources!` invocation below.
 
 pub mod document;
 #[cfg(feature = "sync")]
