@@ -298,29 +298,6 @@ mod described {
         }
     }
 
-    /// Inline credentials back from an authorisation, for sources that do not take a
-    /// `SourceAuth` yet: a connection is refused.
-    pub(crate) fn inline_credentials(
-        auth: crate::connectors::kit::SourceAuth,
-    ) -> Result<Credentials, ConnectorError> {
-        use crate::connectors::kit::SourceAuth;
-        match auth {
-            SourceAuth::Basic { user, password } => Ok(Credentials::Basic {
-                email: user,
-                api_token: password,
-            }),
-            SourceAuth::Bearer(token) => Ok(Credentials::Bearer {
-                token: token.expose().to_owned(),
-            }),
-            SourceAuth::Unresolved { provider } => Err(ConnectorError::Unauthorized(format!(
-                "the connection to {provider} is not available here"
-            ))),
-            SourceAuth::Connection(_) => Err(ConnectorError::Config(
-                "this source cannot use a connection yet".into(),
-            )),
-        }
-    }
-
     /// Every source's description, in `SourceKind::ALL` order.
     pub fn all() -> Vec<Source> {
         SourceKind::ALL
