@@ -1,11 +1,17 @@
-//! The source registry through the API: `GET /sources` describes every source, and
-//! connector creation and updates refuse credentials a source does not take, storing
-//! nothing.
+//! The source registry through the API: `GET /sources` describes every source, connector
+//! creation and updates refuse credentials a source does not take, storing nothing, and a
+//! connection credential is resolved through the sync engine's connections.
+
+use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tributary::connectors::kit::{AccessToken, AccessTokenSource, ConnectionResolver};
+use tributary::connectors::ConnectorError;
 use tributary::store::connectors::SourceKind;
-use tributary_e2e::app::{spawn_app, status_and_body, temp_dir, TestApp};
+use tributary_e2e::app::{
+    embedded_table, spawn_app, status_and_body, sync_engine, temp_dir, TestApp,
+};
 use tributary_e2e::fake_jira::{self, FakeJira};
 
 fn jira_request(jira: &FakeJira, credentials: Value) -> Value {
@@ -202,4 +208,88 @@ async fn an_update_to_credentials_that_cannot_connect_leaves_the_connector_uncha
         .expect("patch");
     let (status, answer) = status_and_body(response).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// A resolver that hands out one fixed token per connection and remembers who asked.
+#[derive(Default)]
+struct FixedConnections {
+    asked: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+struct FixedToken;
+
+#[async_trait::async_trait]
+impl AccessTokenSource for FixedToken {
+    async fn access_token(&self) -> Result<AccessToken, ConnectorError> {
+        Ok(AccessToken::new(CONNECTION_TOKEN))
+    }
+
+    async fn refresh_rejected(&self, _: &AccessToken) -> Result<AccessToken, ConnectorError> {
+        Err(ConnectorError::Unauthorized(
+            "the connection needs a new consent".into(),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionResolver for FixedConnections {
+    async fn token_source(
+        &self,
+        workspace_id: &str,
+        provider: &str,
+    ) -> Result<Arc<dyn AccessTokenSource>, ConnectorError> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.push((workspace_id.to_owned(), provider.to_owned()));
+        }
+        Ok(Arc::new(FixedToken))
+    }
+}
+
+const CONNECTION_TOKEN: &str = "connection-access-token-3f9a";
+
+fn bearer_requests(jira: &FakeJira) -> usize {
+    let expected = format!("Bearer {CONNECTION_TOKEN}");
+    jira.requests()
+        .iter()
+        .filter(|request| request.authorization.as_deref() == Some(expected.as_str()))
+        .count()
+}
+
+#[tokio::test]
+async fn a_connection_credential_is_resolved_through_the_engines_connections() {
+    let jira = FakeJira::start(1).await;
+    let body = jira_request(
+        &jira,
+        json!({"type": "connection", "provider": "atlassian"}),
+    );
+    let request = |body: &Value| -> connectors_api::CreateRequest {
+        serde_json::from_value(body.clone()).expect("request")
+    };
+
+    // No resolver: the connection fails closed before any request leaves.
+    let (engine, _) = sync_engine(embedded_table());
+    let refused = connectors_api::create_connector(&engine, "workspace-1", request(&body)).await;
+    assert_eq!(refused.err().map(|e| e.code), Some("invalid_credentials"));
+    assert!(jira.requests().is_empty(), "nothing sent without a token");
+
+    // With one: the connection's token is what the source receives (the fake Jira takes
+    // only Basic, so the connection test is refused: nothing stored either way).
+    let connections = Arc::new(FixedConnections::default());
+    let (engine, _) = sync_engine(embedded_table());
+    let engine = engine.with_connections(connections.clone());
+    let refused = connectors_api::create_connector(&engine, "workspace-1", request(&body)).await;
+    assert_eq!(refused.err().map(|e| e.code), Some("invalid_credentials"));
+    assert!(bearer_requests(&jira) > 0, "{:?}", jira.requests());
+    let asked = connections
+        .asked
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
+    assert_eq!(asked, [("workspace-1".to_owned(), "atlassian".to_owned())]);
+    let (records, _) = engine
+        .connectors
+        .list("workspace-1", 10, None)
+        .await
+        .expect("list");
+    assert!(records.is_empty(), "nothing stored");
 }
