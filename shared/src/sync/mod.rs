@@ -235,6 +235,8 @@ pub struct SyncEngine {
     /// Source and sink URLs are user-supplied: checked like crawl targets (IP literals
     /// here; host names by the guarded client's resolver).
     policy: Arc<NetworkPolicy>,
+    /// Resolves `{"type": "connection"}` credentials (None: no integrations configured).
+    connections: Option<Arc<dyn crate::connectors::kit::ConnectionResolver>>,
 }
 
 /// Called with the run after every batch (the local CLI's progress bar).
@@ -262,7 +264,21 @@ impl SyncEngine {
             lease_ttl: DEFAULT_LEASE_TTL,
             progress: None,
             policy: Arc::new(NetworkPolicy::strict()),
+            connections: None,
         }
+    }
+
+    /// The workspace provider connections that `connection` credentials resolve through.
+    pub fn with_connections(
+        mut self,
+        connections: Arc<dyn crate::connectors::kit::ConnectionResolver>,
+    ) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
+    pub fn connections(&self) -> Option<&dyn crate::connectors::kit::ConnectionResolver> {
+        self.connections.as_deref()
     }
 
     pub fn with_policy(mut self, policy: Arc<NetworkPolicy>) -> Self {
