@@ -20,7 +20,9 @@ use tokio::sync::Notify;
 use tributary::connectors::kit::{AccessToken, AccessTokenSource, ConnectionResolver};
 use tributary::connectors::ConnectorError;
 use tributary::integrations::setup::{connections_from, token_http_client};
-use tributary::integrations::{ConnectionService, TokenSet};
+use tributary::integrations::{
+    integrations_from, ConnectionService, RefreshPolicy, TokenClient, TokenSet,
+};
 use tributary::store::connections::{ConnectionAccount, ConnectionStatus, Connections};
 use tributary::store::{now_epoch_seconds, Table};
 use tributary::vault::Vault;
@@ -65,6 +67,8 @@ struct Provider {
     generation: usize,
     /// Answer every refresh with `invalid_grant`.
     refuse: bool,
+    /// Answer every refresh with 503.
+    down: bool,
     /// Form bodies of the revocation requests.
     revoked: Vec<HashMap<String, String>>,
 }
@@ -118,6 +122,9 @@ async fn token(State(fake): State<Fake>, body: String) -> Response {
         return error("unsupported_grant_type", "only refresh_token here");
     }
     let mut provider = fake.lock();
+    if provider.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
+    }
     if provider.refuse {
         return error("invalid_grant", "grant request is invalid");
     }
@@ -487,6 +494,105 @@ async fn disconnect_revokes_then_deletes(table: Arc<dyn Table>) {
     assert!(service.disconnect(WS, "unknown").await.is_err());
 }
 
+/// A refresher that died holding the lock blocks others only until the lock expires.
+async fn a_dead_holders_lock_expires(table: Arc<dyn Table>) {
+    let (fake, base) = start_fake().await;
+    let service = cold_start(&table, &base);
+    connect_expired(&service).await;
+    let connections = Connections::new(Arc::clone(&table));
+    let mut locked = connections.get(WS, "google").await.unwrap().unwrap();
+    locked.refresh_lock_until = Some(now_epoch_seconds() + 1);
+    locked.refresh_lock_holder = Some("a-crashed-lambda".into());
+    connections.compare_and_swap(&locked).await.unwrap();
+
+    let token = tokio::time::timeout(
+        WAIT,
+        service
+            .token_source(WS, "google")
+            .await
+            .unwrap()
+            .access_token(),
+    )
+    .await
+    .expect("the waiter claimed the expired lock")
+    .expect("a token");
+    assert_eq!(token.expose(), "access-1");
+    assert_eq!(fake.requests(), 1);
+}
+
+/// A lock that outlives the wait fails the caller as transient, without a provider call.
+async fn a_waiter_gives_up_on_a_held_lock(table: Arc<dyn Table>) {
+    let (fake, base) = start_fake().await;
+    let policy = RefreshPolicy {
+        wait: Duration::from_millis(300),
+        ..RefreshPolicy::default()
+    };
+    let service = ConnectionService::new(
+        integrations_from(env(&base)).unwrap(),
+        Arc::clone(&table),
+        vault(),
+        TokenClient::new(token_http_client().unwrap()),
+        policy,
+    );
+    connect_expired(&service).await;
+    let connections = Connections::new(Arc::clone(&table));
+    let mut locked = connections.get(WS, "google").await.unwrap().unwrap();
+    locked.refresh_lock_until = Some(now_epoch_seconds() + 600);
+    locked.refresh_lock_holder = Some("a-slow-lambda".into());
+    connections.compare_and_swap(&locked).await.unwrap();
+
+    let result = service
+        .token_source(WS, "google")
+        .await
+        .unwrap()
+        .access_token()
+        .await;
+    assert!(
+        matches!(&result, Err(error @ ConnectorError::Unavailable(_)) if error.is_transient()),
+        "{result:?}"
+    );
+    assert_eq!(fake.requests(), 0);
+}
+
+/// A provider outage is transient: the connection stays active, the lock is released and
+/// the error recorded; the next call refreshes with the same refresh token.
+async fn an_outage_leaves_the_connection_active(table: Arc<dyn Table>) {
+    let (fake, base) = start_fake().await;
+    fake.lock().down = true;
+    let service = cold_start(&table, &base);
+    connect_expired(&service).await;
+    let source = service.token_source(WS, "google").await.unwrap();
+    assert!(matches!(
+        source.access_token().await,
+        Err(ConnectorError::Unavailable(_))
+    ));
+    let record = Connections::new(Arc::clone(&table))
+        .get(WS, "google")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ConnectionStatus::Active);
+    assert!(record.refresh_lock_until.is_none());
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("503"),
+        "{:?}",
+        record.last_error
+    );
+    fake.lock().down = false;
+    assert_eq!(source.access_token().await.unwrap().expose(), "access-1");
+    assert_eq!(fake.requests(), 2);
+    let record = Connections::new(Arc::clone(&table))
+        .get(WS, "google")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.last_error.is_none());
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -506,4 +612,7 @@ suite!(
     a_rejected_token_is_replaced_once,
     invalid_grant_needs_reauth_and_fails_fast,
     disconnect_revokes_then_deletes,
+    a_dead_holders_lock_expires,
+    a_waiter_gives_up_on_a_held_lock,
+    an_outage_leaves_the_connection_active,
 );
