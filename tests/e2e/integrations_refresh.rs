@@ -593,6 +593,195 @@ async fn an_outage_leaves_the_connection_active(table: Arc<dyn Table>) {
     assert!(record.last_error.is_none());
 }
 
+/// What a scripted provider endpoint received.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+/// A provider whose endpoints answer fixed bodies and record every request.
+async fn scripted(
+    answers: Vec<(&'static str, u16, serde_json::Value)>,
+) -> (Arc<Mutex<Vec<Seen>>>, String) {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let mut router = Router::new();
+    for (path, status, answer) in answers {
+        let seen = Arc::clone(&seen);
+        router = router.route(
+            path,
+            post(move |headers: axum::http::HeaderMap, body: String| {
+                let seen = Arc::clone(&seen);
+                let answer = answer.clone();
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    seen.lock().unwrap().push(Seen {
+                        path: path.to_owned(),
+                        authorization: header("authorization"),
+                        content_type: header("content-type"),
+                        body,
+                    });
+                    (StatusCode::from_u16(status).unwrap(), Json(answer))
+                }
+            }),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (seen, base)
+}
+
+/// The presets' request shapes on the wire: Notion's Basic auth + JSON body without PKCE,
+/// Google's form with the secret and the PKCE verifier, Slack's HTTP 200 `ok:false`,
+/// Dropbox's bearer revocation.
+#[tokio::test]
+async fn presets_send_their_request_shapes() {
+    use base64::Engine as _;
+    let (seen, base) = scripted(vec![
+        (
+            "/notion/token",
+            200,
+            json!({"access_token": "ntn_1", "token_type": "bearer", "refresh_token": "nrt_1",
+                   "bot_id": "bot-1", "workspace_id": "w-1", "workspace_name": "Ada's",
+                   "owner": {"type": "user", "user": {"id": "u-1", "name": "Ada"}}}),
+        ),
+        (
+            "/google/token",
+            200,
+            json!({"access_token": "ya29", "expires_in": 3599, "refresh_token": "1//r",
+                   "scope": "openid email", "token_type": "Bearer"}),
+        ),
+        (
+            "/slack/token",
+            200,
+            json!({"ok": false, "error": "invalid_refresh_token"}),
+        ),
+        ("/dropbox/revoke", 200, json!(null)),
+    ])
+    .await;
+    let vars: HashMap<String, String> = [
+        (
+            "TRIBUTARY_INTEGRATIONS",
+            "notion,google,slack,dropbox".to_owned(),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_NOTION_TOKEN_URL",
+            format!("{base}/notion/token"),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_GOOGLE_TOKEN_URL",
+            format!("{base}/google/token"),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_SLACK_TOKEN_URL",
+            format!("{base}/slack/token"),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_DROPBOX_REVOKE_URL",
+            format!("{base}/dropbox/revoke"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .chain(
+        ["NOTION", "GOOGLE", "SLACK", "DROPBOX"]
+            .into_iter()
+            .flat_map(|name| {
+                [
+                    (
+                        format!("TRIBUTARY_INTEGRATION_{name}_CLIENT_ID"),
+                        format!("id-{name}"),
+                    ),
+                    (
+                        format!("TRIBUTARY_INTEGRATION_{name}_CLIENT_SECRET"),
+                        "s3cret".to_owned(),
+                    ),
+                ]
+            }),
+    )
+    .collect();
+    let integrations = integrations_from(|name| vars.get(name).cloned()).unwrap();
+    let client = TokenClient::new(token_http_client().unwrap());
+    let redirect = reqwest::Url::parse("https://app.example/integrations/x/callback").unwrap();
+
+    let notion = client
+        .exchange_code(
+            integrations.get("notion").unwrap(),
+            "code-n",
+            Some("verifier"),
+            &redirect,
+        )
+        .await
+        .unwrap();
+    assert_eq!(notion.account.workspace_name.as_deref(), Some("Ada's"));
+    assert_eq!(notion.account.bot_id.as_deref(), Some("bot-1"));
+    let google = client
+        .exchange_code(
+            integrations.get("google").unwrap(),
+            "code-g",
+            Some("verifier-g"),
+            &redirect,
+        )
+        .await
+        .unwrap();
+    assert_eq!(google.refresh_token.as_deref(), Some("1//r"));
+    let slack = client
+        .refresh(integrations.get("slack").unwrap(), "xoxe-1-old")
+        .await
+        .unwrap_err();
+    assert!(slack.is_invalid_grant(), "{slack:?}");
+    let revoked = client
+        .revoke(
+            integrations.get("dropbox").unwrap(),
+            &tributary::store::connections::StoredTokens {
+                access_token: "sl.dropbox-access".into(),
+                refresh_token: Some("dropbox-refresh".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(revoked);
+
+    let seen = seen.lock().unwrap().clone();
+    let by_path = |path: &str| seen.iter().find(|s| s.path == path).unwrap().clone();
+    let notion = by_path("/notion/token");
+    let basic = base64::engine::general_purpose::STANDARD.encode("id-NOTION:s3cret");
+    assert_eq!(notion.authorization, Some(format!("Basic {basic}")));
+    assert!(notion.content_type.unwrap().starts_with("application/json"));
+    let body: serde_json::Value = serde_json::from_str(&notion.body).unwrap();
+    assert_eq!(body["grant_type"], "authorization_code");
+    assert_eq!(body["code"], "code-n");
+    assert_eq!(body["redirect_uri"], redirect.as_str());
+    assert!(body.get("code_verifier").is_none(), "Notion takes no PKCE");
+    assert!(body.get("client_secret").is_none());
+
+    let google = by_path("/google/token");
+    assert_eq!(google.authorization, None);
+    let form = parse_form(&google.body);
+    assert_eq!(form["client_id"], "id-GOOGLE");
+    assert_eq!(form["client_secret"], "s3cret");
+    assert_eq!(form["code_verifier"], "verifier-g");
+    assert_eq!(form["redirect_uri"], redirect.as_str());
+
+    let slack = by_path("/slack/token");
+    assert!(slack.authorization.unwrap().starts_with("Basic "));
+    assert_eq!(parse_form(&slack.body)["refresh_token"], "xoxe-1-old");
+
+    let dropbox = by_path("/dropbox/revoke");
+    assert_eq!(
+        dropbox.authorization.as_deref(),
+        Some("Bearer sl.dropbox-access")
+    );
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod embedded {
