@@ -782,6 +782,174 @@ async fn presets_send_their_request_shapes() {
     );
 }
 
+/// A Jira front that wants `Bearer <expected>` (a connection's token) and forwards to the
+/// fake Jira with its Basic credentials; counts requests with another token.
+async fn bearer_front(
+    jira_base: String,
+    expected: Arc<Mutex<String>>,
+) -> (String, Arc<AtomicUsize>) {
+    let refused = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let counter = Arc::clone(&refused);
+    let router = Router::new().fallback(
+        move |method: axum::http::Method,
+              uri: axum::http::Uri,
+              headers: axum::http::HeaderMap,
+              body: axum::body::Bytes| {
+            let (client, expected, counter, jira_base) = (
+                client.clone(),
+                Arc::clone(&expected),
+                Arc::clone(&counter),
+                jira_base.clone(),
+            );
+            async move {
+                let want = format!("Bearer {}", expected.lock().unwrap());
+                let got = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if got != Some(want.as_str()) {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+                }
+                let target = format!(
+                    "{jira_base}{}",
+                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                );
+                let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+                let mut request = client
+                    .request(method, target)
+                    .basic_auth(
+                        tributary_e2e::fake_jira::EMAIL,
+                        Some(tributary_e2e::fake_jira::API_TOKEN),
+                    )
+                    .body(body.to_vec());
+                if let Some(kind) = headers.get("content-type").and_then(|v| v.to_str().ok()) {
+                    request = request.header("content-type", kind);
+                }
+                let answer = request.send().await.unwrap();
+                let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+                let kind = answer
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/json")
+                    .to_owned();
+                let bytes = answer.bytes().await.unwrap();
+                (status, [("content-type", kind)], bytes.to_vec()).into_response()
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, refused)
+}
+
+/// The acceptance case: 20 concurrent syncs (20 connectors, 20 sync engines as 20 Lambdas)
+/// of a source authorised by one expired connection: exactly one token request, and all
+/// 20 syncs finish with the new token.
+async fn twenty_syncs_one_refresh(table: Arc<dyn Table>) {
+    use tributary::store::connectors::RunStatus;
+    use tributary::sync::{SyncMessage, SyncOutcome};
+    use tributary_e2e::app::{create_direct, sync_engine, temp_dir};
+    const WORKSPACE: &str = "workspace-1";
+
+    let (fake, base) = start_fake().await;
+    let jira = tributary_e2e::fake_jira::FakeJira::start(3).await;
+    let expected = Arc::new(Mutex::new("access-1".to_owned()));
+    let (front, refused) = bearer_front(jira.base_url(), Arc::clone(&expected)).await;
+    let engine_for = |table: &Arc<dyn Table>| {
+        sync_engine(Arc::clone(table))
+            .0
+            .with_connections(Arc::new(cold_start(table, &base)))
+    };
+    let setup = cold_start(&table, &base);
+    setup
+        .connect(
+            WORKSPACE,
+            "google",
+            TokenSet {
+                access_token: "access-0".into(),
+                refresh_token: Some("refresh-0".into()),
+                expires_at: Some(now_epoch_seconds() - 60),
+                scopes: vec![],
+                token_type: None,
+                account: ConnectionAccount::default(),
+            },
+        )
+        .await
+        .unwrap();
+    // Creating tests the connection, which refreshes once (access-1).
+    let creator = engine_for(&table);
+    let out = temp_dir("integrations-syncs");
+    let mut ids = Vec::new();
+    for n in 0..CALLERS {
+        let body = json!({
+            "name": format!("Jira {n}"),
+            "source": "jira",
+            "config": {"base_url": front, "project_keys": [tributary_e2e::fake_jira::PROJECT]},
+            "credentials": {"type": "connection", "provider": "google"},
+            "sink": {"type": "directory", "path": out.join(n.to_string())},
+        });
+        ids.push(create_direct(&creator, body).await);
+    }
+    assert_eq!(fake.requests(), 1);
+    // Expire the connection again; the syncs must refresh it (to access-2) exactly once.
+    let connections = Connections::new(Arc::clone(&table));
+    let mut record = connections.get(WORKSPACE, "google").await.unwrap().unwrap();
+    record.expires_at = Some(now_epoch_seconds() - 1);
+    connections.compare_and_swap(&record).await.unwrap();
+    *expected.lock().unwrap() = "access-2".into();
+
+    fake.gated.store(true, Ordering::SeqCst);
+    let arrived = fake.arrived.notified();
+    tokio::pin!(arrived);
+    arrived.as_mut().enable();
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let engine = engine_for(&table);
+            let message = SyncMessage::new(id, "manual");
+            tokio::spawn(async move {
+                engine
+                    .run(
+                        &message,
+                        std::time::Instant::now() + Duration::from_secs(60),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::timeout(WAIT, arrived)
+        .await
+        .expect("a token request reached the provider");
+    fake.gated.store(false, Ordering::SeqCst);
+    fake.gate.notify_waiters();
+    for task in tasks {
+        let outcome = tokio::time::timeout(WAIT, task)
+            .await
+            .expect("the sync finished")
+            .unwrap()
+            .expect("the sync ran");
+        let SyncOutcome::Finished(run) = outcome else {
+            panic!("expected a finished run, got {outcome:?}");
+        };
+        assert_eq!(run.status, RunStatus::Completed, "{:?}", run.errors);
+        assert_eq!(run.counts.added, 3);
+    }
+    assert_eq!(
+        fake.requests(),
+        2,
+        "one refresh at create time, one for the 20 syncs"
+    );
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        0,
+        "no request used a stale token"
+    );
+    let tokens = connections.get(WORKSPACE, "google").await.unwrap().unwrap();
+    let tokens = tokens.open_tokens(&vault()).unwrap();
+    assert_eq!(tokens.refresh_token.as_deref(), Some("refresh-2"));
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -804,4 +972,5 @@ suite!(
     a_dead_holders_lock_expires,
     a_waiter_gives_up_on_a_held_lock,
     an_outage_leaves_the_connection_active,
+    twenty_syncs_one_refresh,
 );
