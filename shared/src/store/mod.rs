@@ -7,6 +7,8 @@
 
 pub mod api_tokens;
 #[cfg(feature = "sync")]
+pub mod connections;
+#[cfg(feature = "sync")]
 pub mod connectors;
 #[cfg(feature = "crawl")]
 pub mod crawls;
