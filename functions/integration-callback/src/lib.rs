@@ -17,7 +17,7 @@ use tributary::auth::oauth::printable;
 use tributary::web::{cookie, set_cookie, ApiError, ApiQuery};
 
 use integration_login::{
-    callback_path, escape_html, integration_error, provider_name, IntegrationState, STATE_COOKIE,
+    callback_path, escape_html, provider_name, IntegrationState, STATE_COOKIE,
 };
 
 /// Most characters of a provider's error text we repeat.
@@ -174,10 +174,7 @@ async fn finish(
         .ok_or_else(|| {
             ApiError::bad_request("missing_code", "the provider's answer lacks `code`")
         })?;
-    state
-        .connect(provider, &connect, code)
-        .await
-        .map_err(integration_error)?;
+    state.connect(&connect, code).await?;
     tracing::info!(%provider, workspace_id = %connect.workspace_id, user_id = %connect.user_id, "provider connected");
     Ok(Connected {
         provider: provider.to_owned(),

@@ -20,8 +20,12 @@ use tributary::auth::oauth::redirect::post_login_path;
 use tributary::auth::scopes;
 use std::sync::Arc;
 
-use tributary::integrations::providers::{Integrations, ProviderConfig};
-use tributary::integrations::IntegrationError;
+use tributary::integrations::{
+    ConnectionError, ConnectionService, Integrations, ProviderConfig, RefreshPolicy, TokenClient,
+    TokenError,
+};
+use tributary::store::Table;
+use tributary::vault::Vault;
 use tributary::store::connect_states::{ConnectState, ConnectStates, CONNECT_STATE_TTL_SECS};
 use tributary::store::now_epoch_seconds;
 use tributary::web::{set_cookie, ApiError, ApiQuery, Authenticated};
@@ -31,27 +35,38 @@ pub const STATE_COOKIE: &str = "tributary_connect_state";
 /// Longest provider name accepted in a path.
 const MAX_PROVIDER_CHARS: usize = 32;
 
-/// What both integration functions run on: the configured providers, the connection
-/// service (`tributary::integrations`), the one-time states, and the public base URL the
-/// callback lives under.
+/// What both integration functions run on: the connection service (configured
+/// providers, token client, sealed connection store), the one-time states, and the public
+/// base URL the callbacks live under.
 #[derive(Clone)]
 pub struct IntegrationState {
-    pub providers: Integrations,
-    pub connections: CONNSERVICE,
+    pub connections: ConnectionService,
     pub states: ConnectStates,
-    public_url: url::Url,
+    /// None until known: `tributary-local serve` fills in the address it bound.
+    public_url: Option<url::Url>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{variable} must be an http(s) base URL without query or fragment: {reason}")]
-pub struct PublicUrlError {
-    pub variable: &'static str,
-    pub reason: String,
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] tributary::config::ConfigError),
+    #[error(transparent)]
+    Vault(#[from] tributary::vault::VaultError),
+    #[error("{variable} must be an http(s) base URL without query or fragment: {reason}")]
+    PublicUrl {
+        variable: &'static str,
+        reason: String,
+    },
+    #[error("{variable} is not set: provider `{provider}` has no pinned redirect URI, so the callback URL is <{variable}>/integrations/{provider}/callback")]
+    MissingPublicUrl {
+        variable: &'static str,
+        provider: String,
+    },
 }
 
 /// `public_url` (e.g. `https://api.example.com`), checked: where the callbacks live.
-pub fn public_base_url(public_url: &str) -> Result<url::Url, PublicUrlError> {
-    let invalid = |reason: String| PublicUrlError {
+pub fn public_base_url(public_url: &str) -> Result<url::Url, SetupError> {
+    let invalid = |reason: String| SetupError::PublicUrl {
         variable: tributary::mail::PUBLIC_URL,
         reason,
     };
@@ -68,26 +83,82 @@ pub fn public_base_url(public_url: &str) -> Result<url::Url, PublicUrlError> {
     Ok(parsed)
 }
 
+/// A connection service with no provider (nothing configured): lists and deletes still work.
+pub fn no_providers(table: Arc<dyn Table>, vault: Vault) -> Result<ConnectionService, SetupError> {
+    let http = tributary::integrations::setup::token_http_client()?;
+    Ok(ConnectionService::new(
+        Integrations::default(),
+        table,
+        vault,
+        TokenClient::new(http),
+        RefreshPolicy::default(),
+    ))
+}
+
+/// The Lambda configuration: `TRIBUTARY_INTEGRATIONS` and `TRIBUTARY_INTEGRATION_*`,
+/// `TRIBUTARY_ENCRYPTION_KEY`, and `TRIBUTARY_PUBLIC_URL` (required when a provider has no
+/// pinned `_REDIRECT_URI`).
+pub fn state_from_env(table: Arc<dyn Table>) -> Result<IntegrationState, SetupError> {
+    let vault = Vault::from_env()?;
+    let http = tributary::integrations::setup::token_http_client()?;
+    let connections =
+        match tributary::integrations::setup::connections_from_env(table.clone(), vault.clone(), http)? {
+            Some(connections) => connections,
+            None => no_providers(table.clone(), vault)?,
+        };
+    let public_url = match std::env::var(tributary::mail::PUBLIC_URL) {
+        Ok(url) if !url.trim().is_empty() => Some(public_base_url(&url)?),
+        _ => None,
+    };
+    let state = IntegrationState::new(connections, ConnectStates::new(table), public_url);
+    state.check_redirect_uris()?;
+    Ok(state)
+}
+
 impl IntegrationState {
     pub fn new(
-        providers: Integrations,
-        connections: CONNSERVICE,
+        connections: ConnectionService,
         states: ConnectStates,
-        public_url: url::Url,
+        public_url: Option<url::Url>,
     ) -> Self {
         Self {
-            providers,
             connections,
             states,
             public_url,
         }
     }
 
+    /// With `public_url` unless one is set already (`tributary-local serve`: the address
+    /// it bound).
+    pub fn or_public_url(mut self, public_url: url::Url) -> Self {
+        self.public_url.get_or_insert(public_url);
+        self
+    }
+
+    /// Fails when a provider's redirect URI cannot be built (no public URL, none pinned).
+    pub fn check_redirect_uris(&self) -> Result<(), SetupError> {
+        match self.public_url {
+            Some(_) => Ok(()),
+            None => match self
+                .connections
+                .integrations()
+                .iter()
+                .find(|provider| provider.redirect_uri.is_none())
+            {
+                Some(provider) => Err(SetupError::MissingPublicUrl {
+                    variable: tributary::mail::PUBLIC_URL,
+                    provider: provider.name.clone(),
+                }),
+                None => Ok(()),
+            },
+        }
+    }
+
     /// The configured provider; 404 `unknown_provider` otherwise.
     pub fn provider(&self, name: &str) -> Result<&Arc<ProviderConfig>, ApiError> {
         let name = provider_name(name)?;
-        self.providers
-            .get(name)
+        self.connections
+            .provider(name)
             .ok_or_else(|| unknown_provider(name))
     }
 
@@ -98,9 +169,31 @@ impl IntegrationState {
         if let Some(pinned) = &provider.redirect_uri {
             return Ok(pinned.clone());
         }
-        let base = self.public_url.as_str().trim_end_matches('/');
+        let base = self
+            .public_url
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no public URL to build the callback URL from"))?;
+        let base = base.as_str().trim_end_matches('/');
         url::Url::parse(&format!("{base}{}", callback_path(&provider.name)))
             .map_err(ApiError::internal)
+    }
+
+    /// Exchanges the callback's code (with the attempt's verifier and the exact redirect
+    /// URI) and stores the workspace's connection.
+    pub async fn connect(&self, attempt: &ConnectState, code: &str) -> Result<(), ApiError> {
+        let provider = self.provider(&attempt.provider)?;
+        let redirect_uri = self.redirect_uri(provider)?;
+        let tokens = self
+            .connections
+            .token_client()
+            .exchange_code(provider, code, Some(&attempt.pkce_verifier), &redirect_uri)
+            .await
+            .map_err(|error| connection_error(ConnectionError::Token(error)))?;
+        self.connections
+            .connect(&attempt.workspace_id, &provider.name, tokens)
+            .await
+            .map_err(connection_error)?;
+        Ok(())
     }
 }
 
@@ -137,15 +230,21 @@ pub fn unknown_provider(name: &str) -> ApiError {
         .with_code("unknown_provider")
 }
 
-/// The one place integration errors become statuses and `{code, message}` bodies.
-pub fn integration_error(error: IntegrationError) -> ApiError {
+/// The one place connection errors become statuses and `{code, message}` bodies.
+pub fn connection_error(error: ConnectionError) -> ApiError {
     let message = error.to_string();
-    let (status, code) = match &error {
-        IntegrationError::UnknownProvider(name) => return unknown_provider(name),
-        IntegrationError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
-        IntegrationError::Provider(_) => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
-        _ => return ApiError::internal(error),
+    let status = match &error {
+        ConnectionError::UnknownProvider(name) => {
+            return unknown_provider(&tributary::auth::oauth::printable(name))
+        }
+        ConnectionError::NotConnected(_) => StatusCode::NOT_FOUND,
+        ConnectionError::Token(TokenError::InvalidGrant(_)) => StatusCode::BAD_REQUEST,
+        ConnectionError::Token(_) => StatusCode::BAD_GATEWAY,
+        ConnectionError::Store(_) | ConnectionError::Vault(_) => {
+            return ApiError::internal(error)
+        }
     };
+    let code = error.code();
     tracing::info!(%code, reason = %message, "provider connection refused");
     ApiError::new(status, code, message)
 }
@@ -229,7 +328,7 @@ async fn list(
         .connections
         .list(&principal.tenant_id)
         .await
-        .map_err(integration_error)?;
+        .map_err(connection_error)?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -247,11 +346,19 @@ async fn remove(
         ))
     };
     let name = provider_name(&provider).map_err(|_| not_found())?;
-    let removed = state
-        .connections
-        .disconnect(&principal.tenant_id, name)
-        .await
-        .map_err(integration_error)?;
+    let removed = match state.connections.disconnect(&principal.tenant_id, name).await {
+        Ok(removed) => removed,
+        // A provider no longer configured: its connections can still be deleted here.
+        Err(ConnectionError::UnknownProvider(_)) => {
+            let stored = state.connections.connections();
+            let exists = stored.get(&principal.tenant_id, name).await?.is_some();
+            if exists {
+                stored.delete(&principal.tenant_id, name).await?;
+            }
+            exists
+        }
+        Err(error) => return Err(connection_error(error)),
+    };
     if !removed {
         return Err(not_found());
     }
