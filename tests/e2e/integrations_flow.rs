@@ -13,6 +13,7 @@ use reqwest::{Response, StatusCode, Url};
 use serde_json::{json, Value};
 use tributary::integrations::providers::{integrations_from, Integrations};
 use tributary::store::connections::{ConnectionRecord, ConnectionStatus, Connections};
+use tributary::store::connectors::RunStatus;
 use tributary::store::{now_epoch_seconds, Item, Query, Table};
 use tributary::vault::Vault;
 use tributary_e2e::app::{embedded_table, services_over, status_and_body, TEST_ENCRYPTION_KEY};
@@ -39,7 +40,6 @@ struct ConnApp {
     address: String,
     client: reqwest::Client,
     table: Arc<dyn Table>,
-    services: tributary::Services,
     syncs: Arc<tributary::sync::SyncEngine>,
     sync_queue: Arc<dyn tributary::queue::Queue>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -136,7 +136,6 @@ async fn setup() -> Stack {
             .build()
             .expect("client"),
         table,
-        services,
         syncs,
         sync_queue,
         server: tokio::spawn(server),
@@ -350,8 +349,8 @@ async fn sync(app: &ConnApp, id: &str) -> tributary::store::connectors::RunRecor
     if let Some(run) = last {
         return run;
     }
-    let runs = engine.connectors.runs(id, 1, None).await.expect("runs").0;
-    runs.into_iter().next().expect("a recorded run")
+    let runs = engine.connectors.runs(id, 100, None).await.expect("runs").0;
+    runs.into_iter().last().expect("a recorded run")
 }
 
 fn bearer_of(jira: &FakeJira) -> Vec<String> {
@@ -407,8 +406,8 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     let out = tributary_e2e::app::temp_dir("tributary-conn-out");
     let id = jira_connector(&app, &session, &jira, &out).await;
     let run = sync(&app, &id).await;
-    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
-    assert_eq!(run.added, 30, "{run:?}");
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    assert_eq!(run.counts.added, 30, "{run:?}");
     let sent = bearer_of(&jira);
     assert!(!sent.is_empty());
     assert!(
@@ -424,7 +423,7 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     let stale_blob = expired.tokens_sealed.clone();
     jira.clear_requests();
     let run = sync(&app, &id).await;
-    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     let refreshes = grants(&provider.token_requests().await, "refresh_token");
     assert_eq!(refreshes.len(), 1, "exactly one refresh: {refreshes:?}");
     assert_eq!(refreshes[0].status, 200);
@@ -452,7 +451,7 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
         .await
         .expect("stale write");
     let run = sync(&app, &id).await;
-    assert_eq!(run.status.as_str(), "failed", "{run:?}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     let reason = format!("{run:?}").to_lowercase();
     assert!(
         reason.contains("reconnect") || reason.contains("needs_reauth") || reason.contains("reauth"),
@@ -482,7 +481,7 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     // No retry storm: the next sync fails without asking the provider again.
     let before = provider.token_requests().await.len();
     let run = sync(&app, &id).await;
-    assert_eq!(run.status.as_str(), "failed", "{run:?}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     assert_eq!(provider.token_requests().await.len(), before);
 }
 
