@@ -8,6 +8,8 @@
 pub mod api_tokens;
 pub mod connect_states;
 #[cfg(feature = "sync")]
+pub mod connections;
+#[cfg(feature = "sync")]
 pub mod connectors;
 #[cfg(feature = "crawl")]
 pub mod crawls;
