@@ -165,7 +165,9 @@ impl ConnApp {
         let response = self
             .client
             .post(self.url("/auth/register"))
-            .json(&json!({"email": email, "password": tributary_e2e::app::PASSWORD, "name": "Owner"}))
+            .json(
+                &json!({"email": email, "password": tributary_e2e::app::PASSWORD, "name": "Owner"}),
+            )
             .send()
             .await
             .expect("register");
@@ -182,7 +184,10 @@ impl ConnApp {
         assert_eq!(status, StatusCode::OK, "{body}");
         (
             body["access_token"].as_str().expect("token").to_owned(),
-            body["user"]["tenant_id"].as_str().expect("tenant").to_owned(),
+            body["user"]["tenant_id"]
+                .as_str()
+                .expect("tenant")
+                .to_owned(),
         )
     }
 
@@ -285,14 +290,22 @@ fn grants(requests: &[TokenRequest], grant_type: &str) -> Vec<TokenRequest> {
 }
 
 async fn listed(app: &ConnApp, session: &str) -> Value {
-    let (status, body) =
-        status_and_body(app.get("/integrations", Some(session), "application/json").await).await;
+    let (status, body) = status_and_body(
+        app.get("/integrations", Some(session), "application/json")
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
 /// A Jira connector in the caller's workspace whose requests carry the connection's token.
-async fn jira_connector(app: &ConnApp, session: &str, jira: &FakeJira, out: &std::path::Path) -> String {
+async fn jira_connector(
+    app: &ConnApp,
+    session: &str,
+    jira: &FakeJira,
+    out: &std::path::Path,
+) -> String {
     let body = json!({
         "name": "Jira over a connection",
         "source": "jira",
@@ -329,7 +342,11 @@ async fn sync(app: &ConnApp, id: &str) -> tributary::store::connectors::RunRecor
     for _ in 0..100 {
         let messages = app
             .sync_queue
-            .receive(1, std::time::Duration::from_secs(600), std::time::Duration::ZERO)
+            .receive(
+                1,
+                std::time::Duration::from_secs(600),
+                std::time::Duration::ZERO,
+            )
             .await
             .expect("receive");
         let Some(received) = messages.into_iter().next() else {
@@ -371,12 +388,18 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
 
     // login: PKCE S256, the exact redirect URI, one-time state bound to this browser.
     let (started, query) = consent(&app, &session, "ada").await;
-    assert_eq!(started.param("code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        started.param("code_challenge_method").as_deref(),
+        Some("S256")
+    );
     assert_eq!(
         started.param("redirect_uri").as_deref(),
         Some(redirect_uri(&app.address).as_str())
     );
-    assert_eq!(started.param("state").as_deref(), Some(started.cookie.as_str()));
+    assert_eq!(
+        started.param("state").as_deref(),
+        Some(started.cookie.as_str())
+    );
     let done = callback(&app, &query, Some(&started.cookie)).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(done.headers()["location"], "/console/integrations");
@@ -411,7 +434,8 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     let sent = bearer_of(&jira);
     assert!(!sent.is_empty());
     assert!(
-        sent.iter().all(|auth| *auth == format!("Bearer {}", first.access_token)),
+        sent.iter()
+            .all(|auth| *auth == format!("Bearer {}", first.access_token)),
         "every request carries the connection's token"
     );
 
@@ -419,7 +443,11 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     let before_refresh = app.record(&workspace).await;
     let mut expired = before_refresh.clone();
     expired.expires_at = Some(now_epoch_seconds() - 60);
-    let expired = app.connections().compare_and_swap(&expired).await.expect("expire");
+    let expired = app
+        .connections()
+        .compare_and_swap(&expired)
+        .await
+        .expect("expire");
     let stale_blob = expired.tokens_sealed.clone();
     jira.clear_requests();
     let run = sync(&app, &id).await;
@@ -431,7 +459,10 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     // The rotated refresh token is persisted; the sync used the new access token.
     let refreshed = app.record(&workspace).await;
     let second = refreshed.open_tokens(&vault).expect("tokens open");
-    let second_refresh = second.refresh_token.clone().expect("a rotated refresh token");
+    let second_refresh = second
+        .refresh_token
+        .clone()
+        .expect("a rotated refresh token");
     assert_ne!(second_refresh, first_refresh, "rotated");
     assert_ne!(second.access_token, first.access_token);
     assert!(refreshed.expires_at.expect("expiry") > now_epoch_seconds());
@@ -454,7 +485,9 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     let reason = format!("{run:?}").to_lowercase();
     assert!(
-        reason.contains("reconnect") || reason.contains("needs_reauth") || reason.contains("reauth"),
+        reason.contains("reconnect")
+            || reason.contains("needs_reauth")
+            || reason.contains("reauth"),
         "the run says the connection must be renewed: {run:?}"
     );
 
@@ -465,7 +498,10 @@ async fn a_connection_is_made_used_refreshed_once_and_revoked_on_refresh_token_r
     let dead = reqwest::Client::new()
         .post(format!("{}/token", provider.issuer))
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &second_refresh)])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &second_refresh),
+        ])
         .send()
         .await
         .expect("token request");
@@ -515,7 +551,12 @@ async fn bad_connection_attempts_are_refused_and_change_no_stored_connection() {
 
     // Login needs a caller; a redirect_to that leaves the site is refused.
     let (status, _) = status_and_body(
-        app.get(&format!("/integrations/{PROVIDER}/login"), None, "application/json").await,
+        app.get(
+            &format!("/integrations/{PROVIDER}/login"),
+            None,
+            "application/json",
+        )
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -533,11 +574,18 @@ async fn bad_connection_attempts_are_refused_and_change_no_stored_connection() {
 
     // Without Accept: application/json the login is a redirect to the provider.
     let redirect = app
-        .get(&format!("/integrations/{PROVIDER}/login"), Some(&session), "text/html")
+        .get(
+            &format!("/integrations/{PROVIDER}/login"),
+            Some(&session),
+            "text/html",
+        )
         .await;
     assert_eq!(redirect.status(), StatusCode::FOUND);
     let location = redirect.headers()["location"].to_str().expect("location");
-    assert!(location.starts_with(&format!("{}/auth?", provider.issuer)), "{location}");
+    assert!(
+        location.starts_with(&format!("{}/auth?", provider.issuer)),
+        "{location}"
+    );
 
     // State replay: the finished callback again.
     let replay = callback(&app, &query, Some(&started.cookie)).await;
@@ -573,7 +621,10 @@ async fn bad_connection_attempts_are_refused_and_change_no_stored_connection() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "provider_error");
     let message = body["message"].as_str().expect("message");
-    assert!(message.contains("access_denied") && message.contains("The user said"), "{message}");
+    assert!(
+        message.contains("access_denied") && message.contains("The user said"),
+        "{message}"
+    );
     let page = app
         .client
         .get(app.url(&format!("/integrations/{PROVIDER}/callback?{query}")))
@@ -592,12 +643,18 @@ async fn bad_connection_attempts_are_refused_and_change_no_stored_connection() {
     );
     let (status, body) = status_and_body(callback(&app, &query, Some(&long.cookie)).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().expect("message").len() < 400, "{body}");
+    assert!(
+        body["message"].as_str().expect("message").len() < 400,
+        "{body}"
+    );
     assert_eq!(app.connection_items(&workspaces).await, snapshot);
 
     // DELETE of another workspace's connection (or a missing one): 404, nothing changes.
     let third_session = app.user("third@example.com").await.0;
-    for path in [format!("/integrations/{PROVIDER}"), "/integrations/nope".to_owned()] {
+    for path in [
+        format!("/integrations/{PROVIDER}"),
+        "/integrations/nope".to_owned(),
+    ] {
         let response = app
             .client
             .delete(app.url(&path))
@@ -635,7 +692,10 @@ async fn bad_connection_attempts_are_refused_and_change_no_stored_connection() {
         .collect();
     assert_eq!(revocations.len(), 1, "{revocations:?}");
     assert_eq!(revocations[0].status, 200);
-    assert_eq!(app.connection_items(&[&workspace]).await, Vec::<Item>::new());
+    assert_eq!(
+        app.connection_items(&[&workspace]).await,
+        Vec::<Item>::new()
+    );
     assert_eq!(app.connection_items(&[&other_workspace]).await.len(), 1);
     assert_eq!(listed(&app, &session).await["items"], json!([]));
 }

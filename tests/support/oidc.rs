@@ -228,7 +228,8 @@ impl OidcProvider {
             .json()
             .await
             .unwrap_or_else(|e| panic!("GET {url}: not the request list: {e}"));
-        let text = |value: &serde_json::Value, field: &str| value[field].as_str().map(str::to_owned);
+        let text =
+            |value: &serde_json::Value, field: &str| value[field].as_str().map(str::to_owned);
         list.iter()
             .map(|request| TokenRequest {
                 endpoint: text(request, "endpoint").unwrap_or_default(),

@@ -5,7 +5,9 @@
 //! post-connect path or shows a small "connected" answer. Nothing is stored on any error.
 
 use axum::extract::{Path, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE};
+use axum::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -61,7 +63,10 @@ async fn callback(
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     // The state cookie has done its job whatever the outcome.
     if let Ok(name) = provider_name(&provider) {
-        headers.append(SET_COOKIE, set_cookie(STATE_COOKIE, "", &callback_path(name), 0));
+        headers.append(
+            SET_COOKIE,
+            set_cookie(STATE_COOKIE, "", &callback_path(name), 0),
+        );
     }
     response
 }
@@ -92,7 +97,9 @@ impl Connected {
             page(
                 StatusCode::OK,
                 &format!("Connected to {provider}"),
-                &format!("The workspace is now connected to {provider}. You can close this window."),
+                &format!(
+                    "The workspace is now connected to {provider}. You can close this window."
+                ),
             )
         } else {
             Json(json!({ "provider": self.provider, "status": "active" })).into_response()
@@ -107,7 +114,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     (
         status,
-        [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
         html,
     )
         .into_response()
@@ -157,10 +167,11 @@ async fn finish(
     }
     if let Some(error) = &params.error {
         let description = params.error_description.as_deref().unwrap_or("");
-        let text: String = printable(format!("{error}: {description}").trim_end_matches([':', ' ']))
-            .chars()
-            .take(MAX_PROVIDER_MESSAGE_CHARS)
-            .collect();
+        let text: String =
+            printable(format!("{error}: {description}").trim_end_matches([':', ' ']))
+                .chars()
+                .take(MAX_PROVIDER_MESSAGE_CHARS)
+                .collect();
         tracing::info!(%provider, reason = %text, "provider refused the connection");
         return Err(ApiError::bad_request(
             "provider_error",

@@ -15,19 +15,19 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 use tributary::auth::oauth::pkce;
 use tributary::auth::oauth::redirect::post_login_path;
 use tributary::auth::scopes;
-use std::sync::Arc;
 
 use tributary::integrations::{
     ConnectionError, ConnectionService, Integrations, ProviderConfig, RefreshPolicy, TokenClient,
     TokenError,
 };
-use tributary::store::Table;
-use tributary::vault::Vault;
 use tributary::store::connect_states::{ConnectState, ConnectStates, CONNECT_STATE_TTL_SECS};
 use tributary::store::now_epoch_seconds;
+use tributary::store::Table;
+use tributary::vault::Vault;
 use tributary::web::{set_cookie, ApiError, ApiQuery, Authenticated};
 
 /// The cookie binding a connection attempt to the browser that started it.
@@ -101,11 +101,14 @@ pub fn no_providers(table: Arc<dyn Table>, vault: Vault) -> Result<ConnectionSer
 pub fn state_from_env(table: Arc<dyn Table>) -> Result<IntegrationState, SetupError> {
     let vault = Vault::from_env()?;
     let http = tributary::integrations::setup::token_http_client()?;
-    let connections =
-        match tributary::integrations::setup::connections_from_env(table.clone(), vault.clone(), http)? {
-            Some(connections) => connections,
-            None => no_providers(table.clone(), vault)?,
-        };
+    let connections = match tributary::integrations::setup::connections_from_env(
+        table.clone(),
+        vault.clone(),
+        http,
+    )? {
+        Some(connections) => connections,
+        None => no_providers(table.clone(), vault)?,
+    };
     let public_url = match std::env::var(tributary::mail::PUBLIC_URL) {
         Ok(url) if !url.trim().is_empty() => Some(public_base_url(&url)?),
         _ => None,
@@ -221,7 +224,13 @@ pub fn provider_name(raw: &str) -> Result<&str, ApiError> {
     if valid {
         Ok(raw)
     } else {
-        Err(unknown_provider(&tributary::auth::oauth::printable(raw)))
+        // Only name characters are repeated back, so the message cannot carry markup.
+        let shown: String = raw
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(MAX_PROVIDER_CHARS)
+            .collect();
+        Err(unknown_provider(&shown))
     }
 }
 
@@ -235,14 +244,14 @@ pub fn connection_error(error: ConnectionError) -> ApiError {
     let message = error.to_string();
     let status = match &error {
         ConnectionError::UnknownProvider(name) => {
-            return unknown_provider(&tributary::auth::oauth::printable(name))
+            return provider_name(name)
+                .err()
+                .unwrap_or_else(|| unknown_provider(name))
         }
         ConnectionError::NotConnected(_) => StatusCode::NOT_FOUND,
         ConnectionError::Token(TokenError::InvalidGrant(_)) => StatusCode::BAD_REQUEST,
         ConnectionError::Token(_) => StatusCode::BAD_GATEWAY,
-        ConnectionError::Store(_) | ConnectionError::Vault(_) => {
-            return ApiError::internal(error)
-        }
+        ConnectionError::Store(_) | ConnectionError::Vault(_) => return ApiError::internal(error),
     };
     let code = error.code();
     tracing::info!(%code, reason = %message, "provider connection refused");
@@ -276,9 +285,10 @@ async fn login(
     let principal = caller.require_scope(scopes::CONNECTORS_WRITE)?;
     let provider = state.provider(&provider)?;
     let redirect_to = match params.redirect_to.as_deref() {
-        Some(path) => Some(post_login_path(Some(path)).map_err(|error| {
-            ApiError::bad_request("invalid_redirect", error.to_string())
-        })?),
+        Some(path) => Some(
+            post_login_path(Some(path))
+                .map_err(|error| ApiError::bad_request("invalid_redirect", error.to_string()))?,
+        ),
         None => None,
     };
     let random = || pkce::random_token().map_err(ApiError::internal);
@@ -307,8 +317,7 @@ async fn login(
     let mut response = if wants_json(&headers) {
         Json(json!({ "authorize_url": authorize_url.as_str() })).into_response()
     } else {
-        let location =
-            HeaderValue::from_str(authorize_url.as_str()).map_err(ApiError::internal)?;
+        let location = HeaderValue::from_str(authorize_url.as_str()).map_err(ApiError::internal)?;
         (StatusCode::FOUND, [(LOCATION, location)]).into_response()
     };
     let headers = response.headers_mut();
@@ -340,13 +349,15 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let principal = caller.require_scope(scopes::CONNECTORS_WRITE)?;
     let not_found = || {
-        ApiError::not_found(format!(
-            "this workspace has no connection to `{}`",
-            tributary::auth::oauth::printable(&provider)
-        ))
+        let shown = provider_name(&provider).unwrap_or("that provider");
+        ApiError::not_found(format!("this workspace has no connection to `{shown}`"))
     };
     let name = provider_name(&provider).map_err(|_| not_found())?;
-    let removed = match state.connections.disconnect(&principal.tenant_id, name).await {
+    let removed = match state
+        .connections
+        .disconnect(&principal.tenant_id, name)
+        .await
+    {
         Ok(removed) => removed,
         // A provider no longer configured: its connections can still be deleted here.
         Err(ConnectionError::UnknownProvider(_)) => {
