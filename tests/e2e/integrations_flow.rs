@@ -27,6 +27,8 @@ const CLIENT_ID: &str = "tributary-connections";
 const CLIENT_SECRET: &str = "connections-secret-5d2c8e1f9a7b";
 const STATE_COOKIE: &str = "tributary_connect_state";
 const SCOPES: &str = "openid email";
+/// A second provider, configured but never connected.
+const OTHER_PROVIDER: &str = "corp-mail";
 
 struct Stack {
     provider: OidcProvider,
@@ -59,7 +61,10 @@ fn redirect_uri(address: &str) -> String {
 fn providers(issuer: &str) -> Integrations {
     let prefix = "TRIBUTARY_INTEGRATION_CORP_FILES_";
     let vars: Vec<(String, String)> = vec![
-        ("TRIBUTARY_INTEGRATIONS".into(), PROVIDER.into()),
+        (
+            "TRIBUTARY_INTEGRATIONS".into(),
+            format!("{PROVIDER},{OTHER_PROVIDER}"),
+        ),
         (format!("{prefix}PRESET"), "oauth2".into()),
         (format!("{prefix}CLIENT_ID"), CLIENT_ID.into()),
         (format!("{prefix}CLIENT_SECRET"), CLIENT_SECRET.into()),
@@ -70,6 +75,26 @@ fn providers(issuer: &str) -> Integrations {
             format!("{issuer}/token/revocation"),
         ),
         (format!("{prefix}SCOPES"), SCOPES.into()),
+        (
+            "TRIBUTARY_INTEGRATION_CORP_MAIL_PRESET".into(),
+            "oauth2".into(),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_CORP_MAIL_CLIENT_ID".into(),
+            CLIENT_ID.into(),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_CORP_MAIL_CLIENT_SECRET".into(),
+            CLIENT_SECRET.into(),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_CORP_MAIL_AUTHORIZE_URL".into(),
+            format!("{issuer}/auth"),
+        ),
+        (
+            "TRIBUTARY_INTEGRATION_CORP_MAIL_TOKEN_URL".into(),
+            format!("{issuer}/token"),
+        ),
     ];
     integrations_from(|name| {
         vars.iter()
@@ -592,6 +617,30 @@ async fn bad_connection_attempts_are_refused_and_change_no_stored_connection() {
     let (status, body) = status_and_body(replay).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "invalid_state");
+    assert_eq!(app.connection_items(&workspaces).await, snapshot);
+
+    // A state started for one provider, presented at another's callback.
+    let (crossed, crossed_query) = consent(&app, &session, "ada").await;
+    let response = app
+        .client
+        .get(app.url(&format!(
+            "/integrations/{OTHER_PROVIDER}/callback?{crossed_query}"
+        )))
+        .header("accept", "application/json")
+        .header("cookie", format!("{STATE_COOKIE}={}", crossed.cookie))
+        .send()
+        .await
+        .expect("callback");
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_state");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another provider"),
+        "{body}"
+    );
     assert_eq!(app.connection_items(&workspaces).await, snapshot);
 
     // State mismatch: the other workspace's consent arriving in this browser (an
