@@ -555,8 +555,12 @@ fn parse_provider<F: Fn(&str) -> Option<String>>(
         };
     }
     spec.pkce = vars.bool("PKCE", spec.pkce)?;
-    if let Some(params) = parse_params(&vars)? {
-        spec.authorize_params = params;
+    // Added to the preset's (same name: replaced), so an extra `hd=` cannot drop
+    // Google's `access_type=offline`.
+    for (name, value) in parse_params(&vars)?.unwrap_or_default() {
+        spec.authorize_params
+            .retain(|(existing, _)| existing != &name);
+        spec.authorize_params.push((name, value));
     }
 
     let mut scopes = match vars.optional("SCOPES") {
@@ -768,6 +772,20 @@ mod tests {
         assert_eq!(
             acme.spec.authorize_params,
             [("audience".into(), "api".into()), ("x".into(), "1".into())]
+        );
+        let mut google = with_clients(&["google"]);
+        google.push((
+            "TRIBUTARY_INTEGRATION_GOOGLE_AUTHORIZE_PARAMS".into(),
+            "hd=example.com&prompt=select_account".into(),
+        ));
+        let google = parse(&google).unwrap();
+        assert_eq!(
+            google.get("google").unwrap().spec.authorize_params,
+            [
+                ("access_type".into(), "offline".into()),
+                ("hd".into(), "example.com".into()),
+                ("prompt".into(), "select_account".into()),
+            ]
         );
         let ms = all.get("corp-ms").unwrap();
         assert_eq!(

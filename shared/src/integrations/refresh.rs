@@ -718,3 +718,49 @@ impl ConnectionResolver for ConnectionService {
         Ok(Arc::new(self.tokens(workspace_id, provider).await?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::connections::ConnectionAccount;
+
+    fn record(issued_at: Option<i64>, expires_at: Option<i64>) -> ConnectionRecord {
+        let vault =
+            Vault::from_hex("6f1c2b3a5d6e7f8091a2b3c4d5e6f7080f1e2d3c4b5a69788796a5b4c3d2e1f0")
+                .unwrap();
+        let mut record = ConnectionRecord::new(
+            &vault,
+            "w",
+            "google",
+            &StoredTokens {
+                access_token: "a".into(),
+                refresh_token: None,
+            },
+            Vec::new(),
+            expires_at,
+            ConnectionAccount::default(),
+            1_000,
+        )
+        .unwrap();
+        record.issued_at = issued_at;
+        record
+    }
+
+    #[test]
+    fn the_margin_is_capped_at_half_a_short_lifetime() {
+        let margin = Duration::from_secs(300);
+        // An hour-long token is refreshed five minutes early.
+        assert_eq!(
+            refresh_after(&record(Some(1_000), Some(4_600)), margin),
+            Some(4_300)
+        );
+        // A 60-second token (shorter than the margin) at half its life, not on every call.
+        assert_eq!(
+            refresh_after(&record(Some(1_000), Some(1_060)), margin),
+            Some(1_030)
+        );
+        // Unknown issue time: the full margin; unknown expiry: only on a 401.
+        assert_eq!(refresh_after(&record(None, Some(1_060)), margin), Some(760));
+        assert_eq!(refresh_after(&record(Some(1_000), None), margin), None);
+    }
+}
