@@ -5,6 +5,7 @@ mod crawl_pacing;
 mod github_signin;
 mod guarded_http;
 mod identity;
+mod integrations_flow;
 mod integrations_refresh;
 mod jira_connector;
 mod local;

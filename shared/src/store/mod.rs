@@ -6,6 +6,7 @@
 //! that rule, which the contract suite checks.
 
 pub mod api_tokens;
+pub mod connect_states;
 #[cfg(feature = "sync")]
 pub mod connections;
 #[cfg(feature = "sync")]
