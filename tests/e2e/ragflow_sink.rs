@@ -74,6 +74,7 @@ fn document(n: usize, markdown: &str) -> Document {
         metadata: serde_json::Map::new(),
         updated_at: "2025-01-01T00:00:00Z".into(),
         acl: vec![],
+        file: None,
     }
 }
 

@@ -555,6 +555,7 @@ impl ConfluenceConnector {
             markdown,
             metadata,
             updated_at,
+            file: None,
             acl: vec![],
         })
     }
@@ -797,6 +798,7 @@ impl Connector for ConfluenceConnector {
         Ok(Batch {
             documents,
             failures,
+            skipped: Vec::new(),
             checkpoint: checkpoint.to_value(),
             done,
         })

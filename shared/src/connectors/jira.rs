@@ -1112,6 +1112,7 @@ impl JiraConnector {
             markdown,
             metadata,
             updated_at: updated,
+            file: None,
             acl: Vec::new(),
         }
     }
@@ -1291,6 +1292,7 @@ impl Connector for JiraConnector {
         Ok(Batch {
             documents,
             failures,
+            skipped: Vec::new(),
             checkpoint: checkpoint.to_value(),
             done,
         })

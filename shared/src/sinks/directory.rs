@@ -500,6 +500,7 @@ mod tests {
             metadata: serde_json::Map::new(),
             updated_at: "2025-01-01T00:00:00Z".into(),
             acl: vec![],
+            file: None,
         }
     }
 

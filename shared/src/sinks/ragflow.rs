@@ -537,6 +537,7 @@ mod tests {
             metadata: serde_json::Map::new(),
             updated_at: "2025-01-01T00:00:00Z".into(),
             acl: vec!["group:eng".into()],
+            file: None,
         }
     }
 

@@ -679,6 +679,13 @@ impl SyncEngine {
             run.counts.failed += 1;
             run.note_error(format!("{}: {}", failure.source_id, failure.error));
         }
+        for skipped in &batch.skipped {
+            run.counts.skipped += 1;
+            run.note_error(format!(
+                "{}: skipped: {}",
+                skipped.source_id, skipped.reason
+            ));
+        }
         let mut changed: Vec<(Document, String, bool)> = Vec::new();
         for document in batch.documents {
             let hash = document.content_hash();
