@@ -57,7 +57,32 @@ pub trait FileContent: Send + Sync {
     fn open(&self) -> std::io::Result<std::fs::File>;
 }
 
+/// Bytes per chunk when a spool is streamed out.
+pub const READ_CHUNK: usize = 64 * 1024;
+
 impl FileBody {
+    /// The bytes from the start, in chunks of at most [`READ_CHUNK`] (for an HTTP body):
+    /// never read whole into memory.
+    pub fn stream(
+        &self,
+    ) -> std::io::Result<futures::stream::BoxStream<'static, std::io::Result<Vec<u8>>>> {
+        use futures::StreamExt as _;
+        let reader = tokio::fs::File::from_std(self.open()?);
+        Ok(
+            futures::stream::try_unfold(reader, |mut reader| async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut chunk = vec![0u8; READ_CHUNK];
+                let read = reader.read(&mut chunk).await?;
+                if read == 0 {
+                    return Ok(None);
+                }
+                chunk.truncate(read);
+                Ok(Some((chunk, reader)))
+            })
+            .boxed(),
+        )
+    }
+
     /// A fresh reader of the bytes; an error when this copy carries none (deserialized).
     pub fn open(&self) -> std::io::Result<std::fs::File> {
         match &self.content {

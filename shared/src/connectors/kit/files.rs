@@ -443,34 +443,5 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
-/// A byte stream of a file's bytes read from its spool in small chunks (for an HTTP body);
-/// the file is never read whole into memory.
-pub fn read_stream(
-    file: &FileBody,
-) -> std::io::Result<futures::stream::BoxStream<'static, std::io::Result<Vec<u8>>>> {
-    let reader = tokio::fs::File::from_std(file.open()?);
-    Ok(
-        futures::stream::try_unfold(reader, |mut reader| async move {
-            use tokio::io::AsyncReadExt as _;
-            let mut chunk = vec![0u8; READ_CHUNK];
-            let read = reader.read(&mut chunk).await?;
-            if read == 0 {
-                return Ok(None);
-            }
-            chunk.truncate(read);
-            Ok(Some((chunk, reader)))
-        })
-        .boxed(),
-    )
-}
-
-/// Bytes per chunk when streaming a spool out.
-pub const READ_CHUNK: usize = 64 * 1024;
-
-/// A request body streaming a file's spool (see [`read_stream`]).
-pub fn body(file: &FileBody) -> std::io::Result<reqwest::Body> {
-    Ok(reqwest::Body::wrap_stream(read_stream(file)?))
-}
-
 #[cfg(test)]
 mod tests;

@@ -180,12 +180,12 @@ async fn the_body_reaches_the_disk_as_it_streams() {
     }
     assert_eq!(file.sha256, hex::encode(hasher.finalize()));
     // Read back out in bounded chunks, byte-exact.
-    let mut streamed = read_stream(&file).unwrap();
+    let mut streamed = file.stream().unwrap();
     let mut total = 0usize;
     let mut hasher = Sha256::new();
     while let Some(chunk) = streamed.next().await {
         let chunk = chunk.unwrap();
-        assert!(chunk.len() <= READ_CHUNK);
+        assert!(chunk.len() <= crate::connectors::document::READ_CHUNK);
         total += chunk.len();
         hasher.update(&chunk);
     }
