@@ -9,12 +9,12 @@
 //! document ids; the file name is how this sink finds a document again.
 //!
 //! A file document ([`Document::file`]) is uploaded as is, streamed from its spool, with its
-//! mime type and the name `<document id>.<original name>` ([`stored_name`]: the original
-//! name with path separators and control characters replaced, cut to RAGFlow's 255 bytes
-//! keeping the extension, which is what RAGFlow picks its parser by). Its copies are the
-//! names `<id>.<anything>` and RAGFlow's renames `<id>(<digits>).<anything>` ([`is_any_copy`];
-//! ids never hold `.` or `(`), so a renamed file, or a document that changed between
-//! markdown and file, still replaces its previous copy.
+//! mime type and the name `<document id>.file.<original name>` ([`stored_name`]: the
+//! original name with path separators and control characters replaced, cut to RAGFlow's
+//! 255 bytes keeping the extension, which is what RAGFlow picks its parser by). Its copies
+//! are every `<id>.file.<anything>` and RAGFlow's renames of those ([`is_any_copy`]; ids
+//! never hold `.` or `(`), so a file renamed at the source, or a document that changed
+//! between markdown and file, still replaces its previous copy.
 //!
 //! # Requests (all with `Authorization: Bearer <api key>`)
 //!
@@ -118,7 +118,7 @@ pub fn is_copy(name: &str, document_id: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// RAGFlow's limit on a file name, in bytes.
+/// RAGFlow's limit on a file name, in bytes (`FILE_NAME_LEN_LIMIT`).
 pub const MAX_NAME_BYTES: usize = 255;
 
 /// The RAGFlow name of a document: `<id>.md`, or `<id>.<original name>` for a file document
@@ -140,9 +140,9 @@ pub fn stored_name(document: &Document) -> String {
         .collect();
     let clean = clean.trim();
     let clean = if clean.is_empty() { "file" } else { clean };
-    let budget = MAX_NAME_BYTES.saturating_sub(document.id.len() + 1);
+    let budget = MAX_NAME_BYTES.saturating_sub(document.id.len() + FILE_MARK.len() + 1);
     format!(
-        "{}.{}",
+        "{}{FILE_MARK}.{}",
         document.id,
         truncate_keeping_extension(clean, budget)
     )
@@ -165,9 +165,17 @@ pub(super) fn truncate_keeping_extension(name: &str, budget: usize) -> String {
 }
 
 /// Whether a RAGFlow document name is a copy of `document_id` in either form: a markdown
-/// copy ([`is_copy`]), `<id>.<rest>` or `<id>(<digits>).<rest>`.
+/// copy ([`is_copy`]), or a file copy `<id>.file.<name>` and RAGFlow's renames of it
+/// (`<id>.file.<stem>(<digits>).<ext>`, and `<id>.file(<digits>).<name>` for a name
+/// without an extension).
 pub fn is_any_copy(name: &str, document_id: &str) -> bool {
-    let Some(rest) = name.strip_prefix(document_id) else {
+    if is_copy(name, document_id) {
+        return true;
+    }
+    let Some(rest) = name
+        .strip_prefix(document_id)
+        .and_then(|rest| rest.strip_prefix(FILE_MARK))
+    else {
         return false;
     };
     let rest = match rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
@@ -177,6 +185,9 @@ pub fn is_any_copy(name: &str, document_id: &str) -> bool {
     };
     rest.len() > 1 && rest.starts_with('.')
 }
+
+/// What follows the id in a file copy's name, before `.<original name>`.
+const FILE_MARK: &str = ".file";
 
 /// The file uploaded for a document: front matter, a blank line, the markdown.
 pub fn render(document: &Document) -> String {
@@ -711,13 +722,13 @@ mod tests {
         let id = doc.id.clone();
         assert_eq!(
             named(&mut doc, "Q3 report.pdf"),
-            format!("{id}.Q3 report.pdf")
+            format!("{id}.file.Q3 report.pdf")
         );
         assert_eq!(
             named(&mut doc, "../a/b\\c\n.pdf"),
-            format!("{id}..._a_b_c_.pdf")
+            format!("{id}.file..._a_b_c_.pdf")
         );
-        assert_eq!(named(&mut doc, "  "), format!("{id}.file"));
+        assert_eq!(named(&mut doc, "  "), format!("{id}.file.file"));
         let long = format!("{}.xlsx", "é".repeat(300));
         let name = named(&mut doc, &long);
         assert!(name.len() <= MAX_NAME_BYTES, "{}", name.len());
@@ -727,25 +738,30 @@ mod tests {
     }
 
     #[test]
-    fn any_copy_is_the_id_then_a_dot_or_a_ragflow_counter() {
+    fn any_copy_is_a_markdown_copy_or_the_id_then_the_file_mark() {
         let id = "abc123";
         for name in [
             "abc123.md",
             "abc123(1).md",
-            "abc123.Q3 report.pdf",
-            "abc123.Q3 report(2).pdf",
-            "abc123(3).x",
+            "abc123.file.Q3 report.pdf",
+            "abc123.file.Q3 report(2).pdf",
+            "abc123.file(3).noext",
+            "abc123.file.md",
         ] {
             assert!(is_any_copy(name, id), "{name}");
         }
         for name in [
             "abc123",
-            "abc123.",
-            "abc1234.md",
-            "abc123().md",
-            "abc123(x).md",
+            "abc123.file",
+            "abc123.file.",
+            "abc123.md.txt",
+            "abc123.pdf",
+            "abc123.files.x.pdf",
+            "abc123.file().x",
+            "abc123.file(x).y",
+            "abc1234.file.x.pdf",
+            "xabc123.file.x.pdf",
             "abc123-x.pdf",
-            "abc123(1)",
         ] {
             assert!(!is_any_copy(name, id), "{name}");
         }
