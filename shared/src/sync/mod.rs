@@ -235,7 +235,13 @@ pub struct SyncEngine {
     /// Source and sink URLs are user-supplied: checked like crawl targets (IP literals
     /// here; host names by the guarded client's resolver).
     policy: Arc<NetworkPolicy>,
+    /// Builds connectors instead of the source registry (tests with sources of their own).
+    connector_factory: Option<ConnectorFactory>,
 }
+
+/// See [`SyncEngine::with_connector_factory`].
+pub type ConnectorFactory =
+    Arc<dyn Fn(&ConnectorRecord) -> Result<Box<dyn Connector>, ConnectorError> + Send + Sync>;
 
 /// Called with the run after every batch (the local CLI's progress bar).
 pub type Progress = Arc<dyn Fn(&RunRecord) + Send + Sync>;
@@ -262,7 +268,15 @@ impl SyncEngine {
             lease_ttl: DEFAULT_LEASE_TTL,
             progress: None,
             policy: Arc::new(NetworkPolicy::strict()),
+            connector_factory: None,
         }
+    }
+
+    /// Every connector this engine syncs comes from `factory` (stored credentials unused):
+    /// how a test drives the engine with a source of its own.
+    pub fn with_connector_factory(mut self, factory: ConnectorFactory) -> Self {
+        self.connector_factory = Some(factory);
+        self
     }
 
     pub fn with_policy(mut self, policy: Arc<NetworkPolicy>) -> Self {
@@ -329,6 +343,9 @@ impl SyncEngine {
     /// The connector of a stored record, with its credentials unsealed.
     pub fn connector(&self, record: &ConnectorRecord) -> Result<Box<dyn Connector>, SyncError> {
         self.check_endpoints(record)?;
+        if let Some(factory) = &self.connector_factory {
+            return Ok(factory(record)?);
+        }
         let credentials = self.vault.open(&record.credentials_sealed, &record.id)?;
         let credentials: Credentials =
             serde_json::from_slice(&credentials).map_err(|_| SyncError::Vault(VaultError::Open))?;
