@@ -24,7 +24,8 @@ fn spooled_bytes(dir: &std::path::Path) -> u64 {
 }
 
 fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<&'static [u8], Infallible>> {
-    futures::stream::iter(parts.to_vec().into_iter().map(Ok))
+    let owned: Vec<&'static [u8]> = Vec::from(parts);
+    futures::stream::iter(owned.into_iter().map(Ok))
 }
 
 fn read_all(file: &FileBody) -> Vec<u8> {
