@@ -134,7 +134,9 @@ impl FileContent for Spool {
 
 /// Downloads a file (`name` as the source calls it) through the guarded client. The mime
 /// type is the answer's `Content-Type`, else guessed from the name. A non-2xx answer is
-/// [`FileError::Status`].
+/// [`FileError::Status`]. The request is the source's to shape: its credentials, a
+/// `timeout` long enough for the whole body (the client's default covers the body too),
+/// `drop_auth_on_redirect` for providers that redirect to a signed download URL.
 pub async fn download(
     request: GuardedRequest,
     name: &str,
