@@ -232,11 +232,11 @@ pub struct SyncEngine {
     safety_margin: Duration,
     lease_ttl: Duration,
     progress: Option<Progress>,
+    /// Builds connectors instead of the source registry (tests with sources of their own).
+    connector_factory: Option<ConnectorFactory>,
     /// Source and sink URLs are user-supplied: checked like crawl targets (IP literals
     /// here; host names by the guarded client's resolver).
     policy: Arc<NetworkPolicy>,
-    /// Builds connectors instead of the source registry (tests with sources of their own).
-    connector_factory: Option<ConnectorFactory>,
 }
 
 /// See [`SyncEngine::with_connector_factory`].
@@ -267,16 +267,9 @@ impl SyncEngine {
             safety_margin: DEFAULT_SAFETY_MARGIN,
             lease_ttl: DEFAULT_LEASE_TTL,
             progress: None,
-            policy: Arc::new(NetworkPolicy::strict()),
             connector_factory: None,
+            policy: Arc::new(NetworkPolicy::strict()),
         }
-    }
-
-    /// Every connector this engine syncs comes from `factory` (stored credentials unused):
-    /// how a test drives the engine with a source of its own.
-    pub fn with_connector_factory(mut self, factory: ConnectorFactory) -> Self {
-        self.connector_factory = Some(factory);
-        self
     }
 
     pub fn with_policy(mut self, policy: Arc<NetworkPolicy>) -> Self {
@@ -301,6 +294,13 @@ impl SyncEngine {
 
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Every connector this engine syncs comes from `factory` (stored credentials unused):
+    /// how a test drives the engine with a source of its own.
+    pub fn with_connector_factory(mut self, factory: ConnectorFactory) -> Self {
+        self.connector_factory = Some(factory);
         self
     }
 
