@@ -142,7 +142,16 @@ pub async fn download(
     name: &str,
     limits: &FileLimits,
 ) -> Result<Downloaded, FileError> {
-    let response = request.send().await?;
+    from_response(request.send().await?, name, limits).await
+}
+
+/// Like [`download`], for an answer already received (e.g. the kit's
+/// `ApiCall::send_stream`, whose throttling and retries then apply to the request).
+pub async fn from_response(
+    response: reqwest::Response,
+    name: &str,
+    limits: &FileLimits,
+) -> Result<Downloaded, FileError> {
     let status = response.status();
     if !status.is_success() {
         return Err(FileError::Status {
