@@ -2,6 +2,7 @@ mod confluence_connector;
 mod crawl;
 mod crawl_cloud;
 mod crawl_pacing;
+mod file_documents;
 mod github_signin;
 mod guarded_http;
 mod identity;

@@ -74,6 +74,7 @@ fn document(n: usize, markdown: &str) -> Document {
         metadata: serde_json::Map::new(),
         updated_at: "2025-01-01T00:00:00Z".into(),
         acl: vec![],
+        file: None,
     }
 }
 
@@ -641,4 +642,113 @@ async fn the_fake_speaks_ragflows_protocol() {
         fake.requests().last().map(|r| r.files.clone()),
         Some(vec!["doc1.md".to_string()])
     );
+}
+
+/// Bytes no text decoding would keep intact.
+fn pdf_bytes(version: u8) -> Vec<u8> {
+    let mut bytes = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    bytes.extend((0..5_000u32).map(|i| (i % 256) as u8 ^ version));
+    bytes
+}
+
+#[tokio::test]
+async fn a_file_document_is_uploaded_as_is_and_redelivery_replaces_it() {
+    use tributary::sinks::ragflow::stored_name;
+    use tributary_e2e::files::{spooled, with_file};
+
+    let fake = FakeRagflow::start().await;
+    let sink = sink(&fake);
+    let v1 = pdf_bytes(1);
+    let first = with_file(
+        document(9, ""),
+        spooled("Q3 report.pdf", "application/pdf", &v1).await,
+    );
+    let name = stored_name(&first);
+    assert_eq!(name, format!("{}.file.Q3 report.pdf", first.id));
+    sink.deliver(std::slice::from_ref(&first))
+        .await
+        .expect("first delivery");
+    let requests = fake.take_requests();
+    assert_eq!(
+        lines(&requests),
+        vec![
+            list_line(),
+            format!("POST {DOCUMENTS_PATH}"),
+            format!("POST {CHUNKS_PATH}")
+        ]
+    );
+    assert_eq!(requests[1].files, vec![name.clone()]);
+    assert_eq!(
+        requests[1].file_types,
+        vec![Some("application/pdf".to_string())]
+    );
+    let stored = fake.documents(DATASET_ID);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].name.as_str(), stored[0].bytes.as_slice()),
+        (name.as_str(), v1.as_slice())
+    );
+    assert_eq!(stored[0].mime_type.as_deref(), Some("application/pdf"));
+    assert_eq!(stored[0].run, "DONE");
+
+    // New bytes: uploaded, the old copy deleted, the upload renamed back to its name.
+    let v2 = pdf_bytes(2);
+    let second = with_file(
+        document(9, ""),
+        spooled("Q3 report.pdf", "application/pdf", &v2).await,
+    );
+    sink.deliver(std::slice::from_ref(&second))
+        .await
+        .expect("second delivery");
+    let requests = fake.take_requests();
+    let current = fake.documents(DATASET_ID);
+    assert_eq!(current.len(), 1, "{current:#?}");
+    assert_eq!(
+        (current[0].name.as_str(), current[0].bytes.as_slice()),
+        (name.as_str(), v2.as_slice())
+    );
+    assert_eq!(
+        lines(&requests),
+        vec![
+            list_line(),
+            format!("POST {DOCUMENTS_PATH}"),
+            format!("DELETE {DOCUMENTS_PATH}"),
+            format!("PUT {DOCUMENTS_PATH}/{}", current[0].id),
+            format!("POST {CHUNKS_PATH}"),
+        ]
+    );
+    assert_eq!(requests[2].json, Some(json!({ "ids": [stored[0].id] })));
+
+    // Renamed at the source, then turned into markdown: each replaces what was there.
+    let renamed = with_file(
+        document(9, ""),
+        spooled("final.docx", "application/msword", b"doc").await,
+    );
+    sink.deliver(std::slice::from_ref(&renamed))
+        .await
+        .expect("renamed delivery");
+    assert_eq!(
+        fake.documents(DATASET_ID)
+            .iter()
+            .map(|d| (d.name.clone(), d.bytes.clone()))
+            .collect::<Vec<_>>(),
+        vec![(format!("{}.file.final.docx", first.id), b"doc".to_vec())]
+    );
+    let markdown = document(9, "now markdown");
+    sink.deliver(std::slice::from_ref(&markdown))
+        .await
+        .expect("markdown delivery");
+    assert_eq!(
+        dataset(&fake),
+        vec![(file_name(&markdown.id), render(&markdown))]
+    );
+
+    // Deleting a file document removes its copies as for markdown.
+    sink.deliver(std::slice::from_ref(&second))
+        .await
+        .expect("back to a file");
+    sink.delete(std::slice::from_ref(&second.id))
+        .await
+        .expect("delete");
+    assert!(fake.documents(DATASET_ID).is_empty());
 }

@@ -8,9 +8,11 @@
 //!   `keywords` is a case-insensitive substring match on the name; `name` and `id` are exact
 //!   and, as in RAGFlow, answer code 102 ("You don't own the document …") when nothing
 //!   matches.
-//! - `POST /documents` (multipart, one or more `file` parts): stores each file and answers
-//!   the new documents. A name already in the dataset is renamed `stem(1).ext`, `stem(2).ext`…
-//!   as RAGFlow's `duplicate_name` does. No `file` part: code 101 "No file part!".
+//! - `POST /documents` (multipart, one or more `file` parts): stores each file (its bytes
+//!   and the part's content type) and answers the new documents. A name already in the
+//!   dataset is renamed `stem(1).ext`, `stem(2).ext`… as RAGFlow's `duplicate_name` does.
+//!   No `file` part: code 101 "No file part!"; a name over 255 bytes: code 101 "File name
+//!   must be 255 bytes or less." (RAGFlow's `FILE_NAME_LEN_LIMIT`).
 //! - `PUT /documents/{id}` with `{"name": ...}`: renames; a taken name is code 102, a changed
 //!   extension code 101.
 //! - `DELETE /documents` with `{"ids": [...]}`: deletes them; unknown ids are code 102
@@ -49,7 +51,12 @@ pub const DATASET_ID: &str = "7898da028a0511efbf750242ac120005";
 pub struct StoredDocument {
     pub id: String,
     pub name: String,
+    /// The bytes as text (lossy), for markdown uploads.
     pub content: String,
+    /// The bytes exactly as uploaded.
+    pub bytes: Vec<u8>,
+    /// The upload part's `Content-Type`.
+    pub mime_type: Option<String>,
     /// `UNSTART` until a parse call, then `DONE`.
     pub run: String,
     /// Creation order (larger is newer).
@@ -67,6 +74,8 @@ pub struct Recorded {
     pub json: Option<Value>,
     /// The file names of a multipart body's `file` parts.
     pub files: Vec<String>,
+    /// The content types of those parts, in the same order.
+    pub file_types: Vec<Option<String>>,
     /// Whether it carried `Authorization: Bearer <the fake's key>`.
     pub authorized: bool,
     /// The bearer token it carried, whatever it was (what a hostile host would harvest).
@@ -218,6 +227,8 @@ impl FakeRagflow {
                 id: id.clone(),
                 name: name.to_owned(),
                 content: content.to_owned(),
+                bytes: content.as_bytes().to_vec(),
+                mime_type: None,
                 run: "UNSTART".into(),
                 seq,
             });
@@ -275,8 +286,8 @@ fn view(dataset_id: &str, document: &StoredDocument) -> Value {
         "dataset_id": dataset_id,
         "chunk_method": "naive",
         "run": document.run,
-        "size": document.content.len(),
-        "type": "doc",
+        "size": document.bytes.len(),
+        "type": if document.name.to_lowercase().ends_with(".pdf") { "pdf" } else { "doc" },
         "thumbnail": "",
     })
 }
@@ -307,11 +318,18 @@ async fn handle(
     } else {
         None
     };
-    let files = parts
+    let file_parts: Vec<&Part> = parts
         .iter()
         .flatten()
         .filter(|part| part.field == "file")
+        .collect();
+    let files = file_parts
+        .iter()
         .filter_map(|part| part.file_name.clone())
+        .collect();
+    let file_types = file_parts
+        .iter()
+        .map(|part| part.content_type.clone())
         .collect();
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -327,6 +345,7 @@ async fn handle(
         query: query.clone(),
         json: json.clone(),
         files,
+        file_types,
         authorized,
         bearer,
     });
@@ -434,6 +453,12 @@ fn upload(inner: &mut Inner, dataset_id: &str, parts: Option<Vec<Part>>) -> Resp
     {
         return error(101, "No file selected!");
     }
+    if files
+        .iter()
+        .any(|part| part.file_name.as_deref().unwrap_or_default().len() > 255)
+    {
+        return error(101, "File name must be 255 bytes or less.");
+    }
     let mut created = Vec::new();
     for part in files {
         let requested = part.file_name.unwrap_or_default();
@@ -443,6 +468,8 @@ fn upload(inner: &mut Inner, dataset_id: &str, parts: Option<Vec<Part>>) -> Resp
             id,
             name,
             content: String::from_utf8_lossy(&part.content).into_owned(),
+            bytes: part.content,
+            mime_type: part.content_type,
             run: "UNSTART".into(),
             seq,
         };
@@ -555,6 +582,7 @@ fn parse(inner: &mut Inner, dataset_id: &str, json: Option<Value>) -> Response {
 struct Part {
     field: String,
     file_name: Option<String>,
+    content_type: Option<String>,
     content: Vec<u8>,
 }
 
@@ -592,9 +620,16 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
                 (name == key).then(|| value.trim_matches('"').to_owned())
             })
         };
+        let content_type = part_headers.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_owned())
+        });
         parts.push(Part {
             field: param("name")?,
             file_name: param("filename"),
+            content_type,
             content: after[..end].to_vec(),
         });
         rest = &after[end + separator.len()..];

@@ -7,6 +7,7 @@ pub mod fake_jira;
 pub mod fake_oidc;
 pub mod fake_ragflow;
 pub mod faults;
+pub mod files;
 pub mod moto;
 pub mod oidc;
 pub mod signin;

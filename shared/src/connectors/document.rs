@@ -1,10 +1,14 @@
 //! The document every source produces and every sink receives (DESIGN §5).
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// A markdown document as delivered to a sink.
+/// A document as delivered to a sink: markdown, or (with [`Document::file`]) an original
+/// file whose bytes sit in a spool on disk (`connectors::kit::files`).
 ///
 /// DESIGN §5: `id` is stable per (source scope, source_id) so re-delivery overwrites, never
 /// duplicates; build it with [`Document::stable_id`].
@@ -25,6 +29,92 @@ pub struct Document {
     /// Principals allowed to read the document; empty means no restriction was given.
     #[serde(default)]
     pub acl: Vec<String>,
+    /// Set for a file document: the original file; `markdown` is then empty and unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileBody>,
+}
+
+/// An original file (a PDF, a spreadsheet, ...) delivered as is.
+///
+/// Serialized as `{"name", "mime_type", "size", "sha256"}`; the bytes never are: they are
+/// read from [`FileBody::content`] (absent on a deserialized copy).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct FileBody {
+    /// The file's name at the source (e.g. `"Q3 report.pdf"`); not sanitized.
+    pub name: String,
+    pub mime_type: String,
+    /// Bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    #[serde(skip)]
+    pub content: Option<Arc<dyn FileContent>>,
+}
+
+/// Where a file document's bytes are (a self-deleting spool file).
+pub trait FileContent: Send + Sync {
+    /// A fresh reader at offset 0: every delivery attempt reads the bytes again.
+    fn open(&self) -> std::io::Result<std::fs::File>;
+}
+
+/// Bytes per chunk when a spool is streamed out.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+impl FileBody {
+    /// The bytes from the start, in chunks of at most [`READ_CHUNK`] (for an HTTP body):
+    /// never read whole into memory.
+    pub fn stream(
+        &self,
+    ) -> std::io::Result<futures::stream::BoxStream<'static, std::io::Result<Vec<u8>>>> {
+        use futures::StreamExt as _;
+        let reader = tokio::fs::File::from_std(self.open()?);
+        Ok(
+            futures::stream::try_unfold(reader, |mut reader| async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut chunk = vec![0u8; READ_CHUNK];
+                let read = reader.read(&mut chunk).await?;
+                if read == 0 {
+                    return Ok(None);
+                }
+                chunk.truncate(read);
+                Ok(Some((chunk, reader)))
+            })
+            .boxed(),
+        )
+    }
+
+    /// A fresh reader of the bytes; an error when this copy carries none (deserialized).
+    pub fn open(&self) -> std::io::Result<std::fs::File> {
+        match &self.content {
+            Some(content) => content.open(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the file document carries no bytes",
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for FileBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileBody")
+            .field("name", &self.name)
+            .field("mime_type", &self.mime_type)
+            .field("size", &self.size)
+            .field("sha256", &self.sha256)
+            .field("content", &self.content.is_some())
+            .finish()
+    }
+}
+
+/// Equal metadata (the hash covers the bytes); where the bytes are kept does not matter.
+impl PartialEq for FileBody {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.mime_type == other.mime_type
+            && self.size == other.size
+            && self.sha256 == other.sha256
+    }
 }
 
 impl Document {
@@ -46,7 +136,8 @@ impl Document {
     /// not matter), and also url and acl (a permission change must be re-delivered).
     /// `id`, `source`, `source_id` (identity) and `updated_at` (changes on every fetch) are
     /// left out. Every field is length-prefixed so no two documents collide by shifting
-    /// bytes between fields.
+    /// bytes between fields. A file document's hash also covers the file's name, mime
+    /// type, size and SHA-256 (a markdown document's hash is what it always was).
     pub fn content_hash(&self) -> String {
         let mut hasher = Sha256::new();
         hash_optional(&mut hasher, self.title.as_deref());
@@ -61,6 +152,13 @@ impl Document {
         hasher.update((self.acl.len() as u64).to_be_bytes());
         for principal in &self.acl {
             hash_field(&mut hasher, principal.as_bytes());
+        }
+        if let Some(file) = &self.file {
+            hasher.update([b'f']);
+            hash_field(&mut hasher, file.name.as_bytes());
+            hash_field(&mut hasher, file.mime_type.as_bytes());
+            hasher.update(file.size.to_be_bytes());
+            hash_field(&mut hasher, file.sha256.as_bytes());
         }
         hex::encode(hasher.finalize())
     }
@@ -116,6 +214,7 @@ mod tests {
             metadata: Map::new(),
             updated_at: "2025-01-01T00:00:00Z".into(),
             acl: vec![],
+            file: None,
         }
     }
 
@@ -207,8 +306,67 @@ mod tests {
         .unwrap();
         assert!(parsed.metadata.is_empty());
         assert!(parsed.acl.is_empty());
+        assert!(parsed.file.is_none());
         let round: Document =
             serde_json::from_str(&serde_json::to_string(&document()).unwrap()).unwrap();
         assert_eq!(round, document());
+        assert!(!serde_json::to_string(&document()).unwrap().contains("file"));
+    }
+
+    #[test]
+    fn a_markdown_documents_hash_is_unchanged() {
+        // Computed independently from the pre-file-document definition: stored content
+        // hashes stay valid.
+        assert_eq!(
+            document().content_hash(),
+            "e2f5ddcac2a3e99ddb4b6db61d8571af50b3405770165b9f12f2f9d323175db0"
+        );
+    }
+
+    fn file(name: &str, sha256: &str) -> FileBody {
+        FileBody {
+            name: name.into(),
+            mime_type: "application/pdf".into(),
+            size: 3,
+            sha256: sha256.into(),
+            content: None,
+        }
+    }
+
+    #[test]
+    fn a_file_documents_hash_covers_the_file_and_its_metadata() {
+        let mut a = document();
+        a.markdown = String::new();
+        a.file = Some(file("a.pdf", "aa"));
+        let hash = a.content_hash();
+        let mut markdown_only = a.clone();
+        markdown_only.file = None;
+        assert_ne!(markdown_only.content_hash(), hash);
+        for changed in [file("b.pdf", "aa"), file("a.pdf", "ab")] {
+            let mut b = a.clone();
+            b.file = Some(changed);
+            assert_ne!(b.content_hash(), hash);
+        }
+        let mut bigger = a.clone();
+        bigger.file.as_mut().unwrap().size = 4;
+        assert_ne!(bigger.content_hash(), hash);
+        let mut retyped = a.clone();
+        retyped.file.as_mut().unwrap().mime_type = "text/plain".into();
+        assert_ne!(retyped.content_hash(), hash);
+    }
+
+    #[test]
+    fn a_file_serializes_its_metadata_never_its_bytes() {
+        let mut a = document();
+        a.file = Some(file("a.pdf", "aa"));
+        let value = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            value["file"],
+            json!({"name": "a.pdf", "mime_type": "application/pdf", "size": 3, "sha256": "aa"})
+        );
+        let back: Document = serde_json::from_value(value).unwrap();
+        assert_eq!(back, a);
+        let error = back.file.unwrap().open().unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
     }
 }

@@ -81,11 +81,23 @@ pub struct DocumentFailure {
     pub error: String,
 }
 
+/// A file the source listed but did not deliver (e.g. larger than its `max_file_bytes`):
+/// counted in the run, not a failure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    pub source_id: String,
+    /// Bytes (declared, or read before the download was stopped: a lower bound).
+    pub size: u64,
+    pub reason: String,
+}
+
 /// One step of a pull.
 #[derive(Debug)]
 pub struct Batch {
     pub documents: Vec<Document>,
     pub failures: Vec<DocumentFailure>,
+    /// Files left out on purpose (see [`SkippedFile`]).
+    pub skipped: Vec<SkippedFile>,
     /// Where the next pull starts; opaque to the engine, saved after the batch is delivered.
     pub checkpoint: Value,
     /// No more documents after this batch (for this sync).

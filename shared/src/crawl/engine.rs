@@ -854,6 +854,7 @@ fn page_document(job: &CrawlJob, entry: &CrawlUrl, fetched: &Fetched, page: &Pag
         markdown: page.markdown.clone(),
         metadata,
         updated_at: rfc3339(now_epoch_seconds()),
+        file: None,
         acl: Vec::new(),
     }
 }

@@ -23,6 +23,16 @@
 //! ```
 //!
 //! `title`, `url` and `acl` are left out when absent/empty; `metadata: {}` when empty.
+//!
+//! A file document ([`Document::file`]) is written as the original bytes to
+//! `<dir>/<id>.<name>` (the source's name with path separators, control and shell-hostile
+//! characters replaced, cut to 255 bytes keeping the extension; `md` and `meta.json` get a
+//! leading `_` so they never shadow a document's other files) plus a metadata sidecar
+//! `<dir>/<id>.meta.json`: the document's fields as JSON (no `markdown`) with
+//! `file: {name, mime_type, size, sha256, path}`, `path` being the stored file's name.
+//! Everything a document writes starts with `<id>.` (ids never hold a `.`); re-delivering
+//! it (as a renamed file, or switched between markdown and file) removes what it wrote
+//! before, found through its old sidecar, and delete removes both.
 //! A delivery stages its files in the hidden `<dir>/.tributary-tmp/`, makes them durable
 //! with one sync per batch, then renames each over its `<id>.md`: a crash never leaves a
 //! half-written document, and what a killed writer staged is never seen by a reader of the
@@ -102,16 +112,25 @@ impl Sink for DirectorySink {
         if documents.is_empty() {
             return Ok(());
         }
-        let files: Vec<(String, String)> = documents
-            .iter()
-            .map(|document| (document.id.clone(), render(document)))
-            .collect();
+        let planned: Vec<Planned> = documents.iter().map(plan).collect::<Result<_, _>>()?;
         let root = self.root.clone();
-        let count = files.len();
+        let count = planned.len();
         let syncs = self.syncs.clone();
         blocking(move || {
             sweep_once(&root);
-            write_all(&root, &files, &syncs)
+            let previous: Vec<Option<String>> = planned
+                .iter()
+                .map(|planned| previous_file(&root, &planned.id))
+                .collect();
+            let files: Vec<(String, Staged)> = planned
+                .iter()
+                .flat_map(|planned| planned.files.iter().cloned())
+                .collect();
+            write_all(&root, &files, &syncs)?;
+            for (planned, previous) in planned.iter().zip(previous) {
+                remove_leftovers(&root, planned, previous)?;
+            }
+            Ok(())
         })
         .await?;
         tracing::debug!(documents = count, "directory sink delivered");
@@ -130,11 +149,11 @@ impl Sink for DirectorySink {
         blocking(move || {
             sweep_once(&root);
             for id in &ids {
-                match std::fs::remove_file(root.join(format!("{id}.md"))) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error("remove", &root, &e)),
+                if let Some(file) = previous_file(&root, id) {
+                    remove_if_present(&root.join(file))?;
                 }
+                remove_if_present(&root.join(sidecar_name(id)))?;
+                remove_if_present(&root.join(format!("{id}.md")))?;
             }
             Ok(())
         })
@@ -143,6 +162,140 @@ impl Sink for DirectorySink {
 
     fn kind(&self) -> &'static str {
         "directory"
+    }
+}
+
+/// What one document writes, in rename order (a file before its sidecar, so a sidecar
+/// always names a complete file).
+struct Planned {
+    id: String,
+    files: Vec<(String, Staged)>,
+    /// The stored file's name, for a file document.
+    file: Option<String>,
+}
+
+#[derive(Clone)]
+enum Staged {
+    Text(String),
+    Copy(crate::connectors::document::FileBody),
+}
+
+fn plan(document: &Document) -> Result<Planned, SinkError> {
+    let id = document.id.clone();
+    let Some(file) = &document.file else {
+        return Ok(Planned {
+            files: vec![(format!("{id}.md"), Staged::Text(render(document)))],
+            id,
+            file: None,
+        });
+    };
+    let stored = local_name(&id, &file.name);
+    let sidecar = sidecar(document, &stored)?;
+    Ok(Planned {
+        files: vec![
+            (stored.clone(), Staged::Copy(file.clone())),
+            (sidecar_name(&id), Staged::Text(sidecar)),
+        ],
+        id,
+        file: Some(stored),
+    })
+}
+
+/// `<id>.meta.json`.
+pub fn sidecar_name(id: &str) -> String {
+    format!("{id}.meta.json")
+}
+
+/// A file document's stored name: `<id>.<sanitized name>` (see the module documentation).
+pub fn local_name(id: &str, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let clean = clean.trim();
+    let mut clean = if clean.is_empty() {
+        "file".to_owned()
+    } else {
+        clean.to_owned()
+    };
+    if clean.eq_ignore_ascii_case("md") || clean.eq_ignore_ascii_case("meta.json") {
+        clean.insert(0, '_');
+    }
+    let budget = 255usize.saturating_sub(id.len() + 1);
+    format!(
+        "{id}.{}",
+        super::ragflow::truncate_keeping_extension(&clean, budget)
+    )
+}
+
+/// The sidecar: the document's fields (no markdown) and the file's, with its stored name.
+fn sidecar(document: &Document, stored: &str) -> Result<String, SinkError> {
+    let file = document.file.as_ref();
+    let value = serde_json::json!({
+        "id": document.id,
+        "source": document.source,
+        "source_id": document.source_id,
+        "title": document.title,
+        "url": document.url,
+        "updated_at": document.updated_at,
+        "acl": document.acl,
+        "metadata": document.metadata,
+        "file": {
+            "name": file.map(|f| f.name.as_str()),
+            "mime_type": file.map(|f| f.mime_type.as_str()),
+            "size": file.map(|f| f.size),
+            "sha256": file.map(|f| f.sha256.as_str()),
+            "path": stored,
+        },
+    });
+    let mut text = serde_json::to_string_pretty(&value)
+        .map_err(|e| SinkError::Io(format!("encode sidecar: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// The stored file an existing sidecar of `id` names, if it is one of `id`'s own names.
+fn previous_file(root: &Path, id: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(sidecar_name(id))).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    let path = value.get("file")?.get("path")?.as_str()?;
+    // Only a plain name in the folder that belongs to this id (the sidecar may be edited).
+    let own = path
+        .strip_prefix(id)
+        .is_some_and(|rest| rest.starts_with('.'))
+        && !path.contains(['/', '\\', '\0'])
+        && path != sidecar_name(id);
+    own.then(|| path.to_owned())
+}
+
+/// After a delivery: what the document wrote before and no longer does.
+fn remove_leftovers(
+    root: &Path,
+    planned: &Planned,
+    previous: Option<String>,
+) -> Result<(), SinkError> {
+    let id = &planned.id;
+    if let Some(previous) = previous.filter(|old| Some(old) != planned.file.as_ref()) {
+        remove_if_present(&root.join(previous))?;
+    }
+    if planned.file.is_some() {
+        remove_if_present(&root.join(format!("{id}.md")))
+    } else {
+        remove_if_present(&root.join(sidecar_name(id)))
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), SinkError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove", path, &e)),
     }
 }
 
@@ -256,7 +409,7 @@ impl SyncCounter {
 /// target (atomic replace), then syncs the directory once so the renames are durable too.
 fn write_all(
     root: &Path,
-    files: &[(String, String)],
+    files: &[(String, Staged)],
     syncs: &SyncCounter,
 ) -> Result<(), SinkError> {
     let staging = root.join(TMP_DIR);
@@ -274,18 +427,24 @@ fn write_all(
 fn stage_and_rename(
     root: &Path,
     staging: &Path,
-    files: &[(String, String)],
+    files: &[(String, Staged)],
     syncs: &SyncCounter,
     staged: &mut Vec<(PathBuf, PathBuf)>,
 ) -> Result<(), SinkError> {
-    for (id, content) in files {
+    for (name, content) in files {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = staging.join(format!("{}-{n}-{id}.md", std::process::id()));
-        let target = root.join(format!("{id}.md"));
-        std::fs::File::create(&tmp)
-            .and_then(|mut file| file.write_all(content.as_bytes()))
-            .map_err(|e| io_error("write", &target, &e))?;
-        staged.push((tmp, target));
+        // The staged name stays short whatever the target's length.
+        let id = name.split('.').next().unwrap_or_default();
+        let kind = if name.ends_with(".md") { "md" } else { "file" };
+        let tmp = staging.join(format!("{}-{n}-{id}.{kind}", std::process::id()));
+        let target = root.join(name);
+        staged.push((tmp.clone(), target.clone()));
+        let written = std::fs::File::create(&tmp).and_then(|mut file| match content {
+            Staged::Text(text) => file.write_all(text.as_bytes()),
+            // Streamed from the spool (the kernel copies where it can), never held whole.
+            Staged::Copy(body) => std::io::copy(&mut body.open()?, &mut file).map(drop),
+        });
+        written.map_err(|e| io_error("write", &target, &e))?;
     }
     sync_files(staging, staged, syncs).map_err(|e| io_error("sync", staging, &e))?;
     for (tmp, target) in staged.iter() {
@@ -500,6 +659,7 @@ mod tests {
             metadata: serde_json::Map::new(),
             updated_at: "2025-01-01T00:00:00Z".into(),
             acl: vec![],
+            file: None,
         }
     }
 
@@ -698,6 +858,135 @@ mod tests {
             let text = std::fs::read_to_string(dir.0.join(format!("{}.md", doc.id))).unwrap();
             assert!(text.ends_with("\n\ny\n"), "{text}");
         }
+    }
+
+    async fn spooled(name: &str, bytes: &[u8]) -> crate::connectors::document::FileBody {
+        use crate::connectors::kit::files;
+        let chunks = futures::stream::iter(
+            bytes
+                .chunks(3)
+                .map(|chunk| Ok::<_, std::convert::Infallible>(chunk.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        match files::spool(
+            chunks,
+            name,
+            "application/pdf",
+            None,
+            &files::FileLimits::default(),
+        )
+        .await
+        .unwrap()
+        {
+            files::Downloaded::File(file) => file,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn file_document(source_id: &str, file: crate::connectors::document::FileBody) -> Document {
+        let mut doc = document(source_id, "");
+        doc.file = Some(file);
+        doc.metadata.insert("folder".into(), json!("/Reports"));
+        doc.acl = vec!["user:a".into()];
+        doc
+    }
+
+    #[tokio::test]
+    async fn a_file_document_is_its_original_bytes_plus_a_sidecar() {
+        let dir = TempDir::new("file");
+        let sink = DirectorySink::new(&dir.0);
+        let bytes = b"%PDF-1.7\n\x00\xff binary \r\n".to_vec();
+        let doc = file_document("drive:1", spooled("Q3/report: final?.pdf", &bytes).await);
+        sink.deliver(std::slice::from_ref(&doc)).await.unwrap();
+
+        let stored = format!("{}.Q3_report_ final_.pdf", doc.id);
+        assert_eq!(local_name(&doc.id, "Q3/report: final?.pdf"), stored);
+        assert_eq!(std::fs::read(dir.0.join(&stored)).unwrap(), bytes);
+        let sidecar: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.0.join(sidecar_name(&doc.id))).unwrap(),
+        )
+        .unwrap();
+        let file = doc.file.as_ref().unwrap();
+        assert_eq!(
+            sidecar,
+            json!({
+                "id": doc.id,
+                "source": "web",
+                "source_id": "drive:1",
+                "title": "A \"quoted\" title",
+                "url": "drive:1",
+                "updated_at": "2025-01-01T00:00:00Z",
+                "acl": ["user:a"],
+                "metadata": {"folder": "/Reports"},
+                "file": {
+                    "name": "Q3/report: final?.pdf",
+                    "mime_type": "application/pdf",
+                    "size": bytes.len(),
+                    "sha256": file.sha256,
+                    "path": stored,
+                },
+            })
+        );
+        let mut expected = vec![stored.clone(), sidecar_name(&doc.id)];
+        expected.sort();
+        assert_eq!(entries(&dir.0), expected);
+
+        // Renamed at the source: the old file goes.
+        let renamed = file_document("drive:1", spooled("final.pdf", b"v2").await);
+        sink.deliver(std::slice::from_ref(&renamed)).await.unwrap();
+        let mut expected = vec![format!("{}.final.pdf", doc.id), sidecar_name(&doc.id)];
+        expected.sort();
+        assert_eq!(entries(&dir.0), expected);
+        assert_eq!(
+            std::fs::read(dir.0.join(format!("{}.final.pdf", doc.id))).unwrap(),
+            b"v2"
+        );
+
+        // Now markdown: the file and its sidecar go; and back to a file: the markdown goes.
+        let markdown = document("drive:1", "# converted");
+        sink.deliver(std::slice::from_ref(&markdown)).await.unwrap();
+        assert_eq!(entries(&dir.0), vec![format!("{}.md", doc.id)]);
+        sink.deliver(std::slice::from_ref(&renamed)).await.unwrap();
+        assert_eq!(entries(&dir.0), expected);
+
+        sink.delete(std::slice::from_ref(&doc.id)).await.unwrap();
+        assert!(entries(&dir.0).is_empty());
+        assert_eq!(std::fs::read_dir(dir.0.join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stored_file_names_stay_inside_the_document_and_the_folder() {
+        let id = "0123456789abcdef0123456789abcdef";
+        for (name, stored) in [
+            ("../../etc/passwd", ".._.._etc_passwd"),
+            ("a\\b\0c", "a_b_c"),
+            ("  ", "file"),
+            ("md", "_md"),
+            ("META.JSON", "_META.JSON"),
+            (".hidden", ".hidden"),
+        ] {
+            assert_eq!(local_name(id, name), format!("{id}.{stored}"), "{name:?}");
+        }
+        let long = local_name(id, &format!("{}.docx", "ü".repeat(200)));
+        assert!(long.len() <= 255 && long.ends_with(".docx"), "{long}");
+    }
+
+    #[tokio::test]
+    async fn a_sidecar_naming_a_foreign_file_is_not_followed() {
+        let dir = TempDir::new("sidecar");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        std::fs::write(dir.0.join("keep.txt"), "other").unwrap();
+        std::fs::write(
+            dir.0.join(sidecar_name(id)),
+            json!({"file": {"path": "keep.txt"}}).to_string(),
+        )
+        .unwrap();
+        DirectorySink::new(&dir.0)
+            .delete(&[id.to_string()])
+            .await
+            .unwrap();
+        assert_eq!(entries(&dir.0), vec!["keep.txt".to_string()]);
     }
 
     #[tokio::test]

@@ -350,11 +350,11 @@ pub fn build(
                     }
                 },
             };
-            Ok(Arc::new(WebhookSink::new(
-                env.http.clone(),
-                url.clone(),
-                secret,
-            )))
+            let file_max_bytes = webhook::file_max_bytes_from(|name| std::env::var(name).ok())?;
+            Ok(Arc::new(
+                WebhookSink::new(env.http.clone(), url.clone(), secret)
+                    .with_file_max_bytes(file_max_bytes),
+            ))
         }
         SinkConfig::Ragflow {
             base_url,

@@ -8,6 +8,14 @@
 //! a double-quoted JSON/YAML string), a blank line, then the markdown. RAGFlow assigns its own
 //! document ids; the file name is how this sink finds a document again.
 //!
+//! A file document ([`Document::file`]) is uploaded as is, streamed from its spool, with its
+//! mime type and the name `<document id>.file.<original name>` ([`stored_name`]: the
+//! original name with path separators and control characters replaced, cut to RAGFlow's
+//! 255 bytes keeping the extension, which is what RAGFlow picks its parser by). Its copies
+//! are every `<id>.file.<anything>` and RAGFlow's renames of those ([`is_any_copy`]; ids
+//! never hold `.` or `(`), so a file renamed at the source, or a document that changed
+//! between markdown and file, still replaces its previous copy.
+//!
 //! # Requests (all with `Authorization: Bearer <api key>`)
 //!
 //! - find: `GET /api/v1/datasets/{dataset}/documents?keywords=<id>&page=N&page_size=100`,
@@ -109,6 +117,77 @@ pub fn is_copy(name: &str, document_id: &str) -> bool {
         .and_then(|rest| rest.strip_suffix(").md"))
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
+
+/// RAGFlow's limit on a file name, in bytes (`FILE_NAME_LEN_LIMIT`).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The RAGFlow name of a document: `<id>.md`, or `<id>.<original name>` for a file document
+/// (sanitized, at most [`MAX_NAME_BYTES`], extension kept).
+pub fn stored_name(document: &Document) -> String {
+    let Some(file) = &document.file else {
+        return file_name(&document.id);
+    };
+    let clean: String = file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let clean = clean.trim();
+    let clean = if clean.is_empty() { "file" } else { clean };
+    let budget = MAX_NAME_BYTES.saturating_sub(document.id.len() + FILE_MARK.len() + 1);
+    format!(
+        "{}{FILE_MARK}.{}",
+        document.id,
+        truncate_keeping_extension(clean, budget)
+    )
+}
+
+/// At most `budget` bytes, cutting the stem (on a char boundary) before the extension.
+pub(super) fn truncate_keeping_extension(name: &str, budget: usize) -> String {
+    if name.len() <= budget {
+        return name.to_owned();
+    }
+    let (stem, extension) = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 16 => name.split_at(dot),
+        _ => (name, ""),
+    };
+    let mut end = budget.saturating_sub(extension.len()).min(stem.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{extension}", &stem[..end])
+}
+
+/// Whether a RAGFlow document name is a copy of `document_id` in either form: a markdown
+/// copy ([`is_copy`]), or a file copy `<id>.file.<name>` and RAGFlow's renames of it
+/// (`<id>.file.<stem>(<digits>).<ext>`, and `<id>.file(<digits>).<name>` for a name
+/// without an extension).
+pub fn is_any_copy(name: &str, document_id: &str) -> bool {
+    if is_copy(name, document_id) {
+        return true;
+    }
+    let Some(rest) = name
+        .strip_prefix(document_id)
+        .and_then(|rest| rest.strip_prefix(FILE_MARK))
+    else {
+        return false;
+    };
+    let rest = match rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
+        Some((n, after)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => after,
+        Some(_) => return false,
+        None => rest,
+    };
+    rest.len() > 1 && rest.starts_with('.')
+}
+
+/// What follows the id in a file copy's name, before `.<original name>`.
+const FILE_MARK: &str = ".file";
 
 /// The file uploaded for a document: front matter, a blank line, the markdown.
 pub fn render(document: &Document) -> String {
@@ -286,7 +365,7 @@ impl RagflowSink {
                 listed
                     .docs
                     .into_iter()
-                    .filter(|doc| is_copy(&doc.name, document_id)),
+                    .filter(|doc| is_any_copy(&doc.name, document_id)),
             );
             let more = count >= LIST_PAGE_SIZE && listed.total.is_none_or(|total| seen < total);
             if !more {
@@ -301,11 +380,45 @@ impl RagflowSink {
         Ok(copies)
     }
 
-    async fn upload(&self, name: &str, content: String) -> Result<Stored, SinkError> {
-        let part = reqwest::multipart::Part::bytes(content.into_bytes())
-            .file_name(name.to_string())
-            .mime_str("text/markdown; charset=utf-8")
-            .map_err(|e| SinkError::Io(format!("encode upload: {e}")))?;
+    /// The upload of a document: its rendered markdown, or its file streamed from the spool.
+    fn part(document: &Document, name: &str) -> Result<reqwest::multipart::Part, SinkError> {
+        let encode = |e: reqwest::Error| SinkError::Io(format!("encode upload: {e}"));
+        let Some(file) = &document.file else {
+            return reqwest::multipart::Part::bytes(render(document).into_bytes())
+                .file_name(name.to_string())
+                .mime_str("text/markdown; charset=utf-8")
+                .map_err(encode);
+        };
+        let body = file
+            .stream()
+            .map_err(|e| SinkError::Io(format!("read file document: {e}")))?;
+        let part = reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(body),
+            file.size,
+        )
+        .file_name(name.to_string());
+        match part.mime_str(&file.mime_type) {
+            Ok(part) => Ok(part),
+            // An unparsable type from the source: let RAGFlow go by the extension.
+            Err(_) => Self::part_without_type(file, name),
+        }
+    }
+
+    fn part_without_type(
+        file: &crate::connectors::document::FileBody,
+        name: &str,
+    ) -> Result<reqwest::multipart::Part, SinkError> {
+        let body = file
+            .stream()
+            .map_err(|e| SinkError::Io(format!("read file document: {e}")))?;
+        Ok(reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(body),
+            file.size,
+        )
+        .file_name(name.to_string()))
+    }
+
+    async fn upload(&self, part: reqwest::multipart::Part) -> Result<Stored, SinkError> {
         let form = reqwest::multipart::Form::new().part("file", part);
         let request = self
             .client
@@ -475,9 +588,9 @@ impl Sink for RagflowSink {
         batch.reverse();
         let mut uploaded = Vec::with_capacity(batch.len());
         for document in batch {
-            let name = file_name(&document.id);
+            let name = stored_name(document);
             let existing = self.find(&document.id).await?;
-            let new = self.upload(&name, render(document)).await?;
+            let new = self.upload(Self::part(document, &name)?).await?;
             let old: Vec<String> = existing
                 .into_iter()
                 .map(|stored| stored.id)
@@ -537,6 +650,7 @@ mod tests {
             metadata: serde_json::Map::new(),
             updated_at: "2025-01-01T00:00:00Z".into(),
             acl: vec!["group:eng".into()],
+            file: None,
         }
     }
 
@@ -589,6 +703,67 @@ mod tests {
             "abc123 (1).md",
         ] {
             assert!(!is_copy(name, id), "{name}");
+        }
+    }
+
+    #[test]
+    fn file_documents_keep_their_name_and_extension_behind_the_id() {
+        let mut doc = document("");
+        let named = |doc: &mut Document, name: &str| {
+            doc.file = Some(crate::connectors::document::FileBody {
+                name: name.into(),
+                mime_type: "application/pdf".into(),
+                size: 1,
+                sha256: "00".into(),
+                content: None,
+            });
+            stored_name(doc)
+        };
+        let id = doc.id.clone();
+        assert_eq!(
+            named(&mut doc, "Q3 report.pdf"),
+            format!("{id}.file.Q3 report.pdf")
+        );
+        assert_eq!(
+            named(&mut doc, "../a/b\\c\n.pdf"),
+            format!("{id}.file..._a_b_c_.pdf")
+        );
+        assert_eq!(named(&mut doc, "  "), format!("{id}.file.file"));
+        let long = format!("{}.xlsx", "é".repeat(300));
+        let name = named(&mut doc, &long);
+        assert!(name.len() <= MAX_NAME_BYTES, "{}", name.len());
+        assert!(name.starts_with(&id) && name.ends_with("é.xlsx"), "{name}");
+        doc.file = None;
+        assert_eq!(stored_name(&doc), format!("{id}.md"));
+    }
+
+    #[test]
+    fn any_copy_is_a_markdown_copy_or_the_id_then_the_file_mark() {
+        let id = "abc123";
+        for name in [
+            "abc123.md",
+            "abc123(1).md",
+            "abc123.file.Q3 report.pdf",
+            "abc123.file.Q3 report(2).pdf",
+            "abc123.file(3).noext",
+            "abc123.file.md",
+        ] {
+            assert!(is_any_copy(name, id), "{name}");
+        }
+        for name in [
+            "abc123",
+            "abc123.file",
+            "abc123.file.",
+            "abc123.md.txt",
+            "abc123.pdf",
+            "abc123.files.x.pdf",
+            "abc123.file().x",
+            "abc123.file(x).y",
+            "abc1234.file.x.pdf",
+            "xabc123.file.x.pdf",
+            "abc123-x.pdf",
+        ] {
+            assert!(!is_any_copy(name, id), "{name}");
         }
     }
 

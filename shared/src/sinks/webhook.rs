@@ -13,6 +13,24 @@
 //! first failure stops the call; since every request is idempotent the caller retries the
 //! whole call.
 //!
+//! # File documents
+//!
+//! A file document ([`Document::file`]) carries `"file": {"name", "mime_type", "size",
+//! "sha256", "attached"}` (and `"markdown": ""`). Up to [`FILE_MAX_BYTES_ENV`] bytes
+//! (default [`DEFAULT_FILE_MAX_BYTES`]) it is sent alone, `attached: true`, as
+//! `Content-Type: multipart/form-data; boundary=…` with exactly two parts, in this order:
+//!
+//! 1. `Content-Disposition: form-data; name="document"`, `Content-Type: application/json`:
+//!    the same envelope as above, `{"event": "documents.upserted", "documents": [<the
+//!    document>]}`;
+//! 2. `Content-Disposition: form-data; name="file"; filename="<name>"` (quotes, `\`, CR and
+//!    LF in the name replaced by `_`), `Content-Type: <mime_type>`: the original bytes.
+//!
+//! A larger file goes in the JSON batches with `attached: false` and no bytes (fetch it
+//! from the source by `url`/`source_id` if needed). Deletions are the same for every
+//! document. The signature covers the multipart body's exact bytes, as for JSON; the bytes
+//! are streamed from the spool twice (sign, then send), never held whole in memory.
+//!
 //! # Signature (Stripe/Slack style)
 //!
 //! Every request carries two headers:
@@ -39,6 +57,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use futures::StreamExt as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -52,6 +71,9 @@ pub const DELETED_EVENT: &str = "documents.deleted";
 pub const MAX_BATCH_DOCUMENTS: usize = 50;
 pub const MAX_BATCH_BYTES: usize = 5_000_000;
 pub const MAX_DELETE_IDS: usize = 1_000;
+/// Largest file sent with its bytes (multipart); larger ones are sent as metadata only.
+pub const FILE_MAX_BYTES_ENV: &str = "TRIBUTARY_WEBHOOK_FILE_MAX_BYTES";
+pub const DEFAULT_FILE_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// How far a receiver should let the timestamp drift from its clock (a suggestion for
 /// [`verify`]'s `tolerance_secs`).
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
@@ -66,6 +88,18 @@ pub struct WebhookSink {
     client: crate::http::GuardedClient,
     url: url::Url,
     secret: Vec<u8>,
+    file_max_bytes: u64,
+}
+
+/// [`FILE_MAX_BYTES_ENV`] from a lookup: unset or empty is the default; anything but a
+/// whole number of bytes is an error naming the variable.
+pub fn file_max_bytes_from(lookup: impl Fn(&str) -> Option<String>) -> Result<u64, SinkError> {
+    match lookup(FILE_MAX_BYTES_ENV).filter(|raw| !raw.trim().is_empty()) {
+        None => Ok(DEFAULT_FILE_MAX_BYTES),
+        Some(raw) => raw.trim().parse().map_err(|_| {
+            SinkError::Config(format!("{FILE_MAX_BYTES_ENV} must be a number of bytes"))
+        }),
+    }
 }
 
 impl fmt::Debug for WebhookSink {
@@ -84,7 +118,14 @@ impl WebhookSink {
             client,
             url,
             secret,
+            file_max_bytes: DEFAULT_FILE_MAX_BYTES,
         }
+    }
+
+    /// Files up to `max` bytes are sent with their bytes (see the module documentation).
+    pub fn with_file_max_bytes(mut self, max: u64) -> Self {
+        self.file_max_bytes = max;
+        self
     }
 
     async fn post(
@@ -95,11 +136,62 @@ impl WebhookSink {
     ) -> Result<(), SinkError> {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.secret, timestamp, &body);
-        let bytes = body.len();
+        let bytes = body.len() as u64;
+        self.send(
+            reqwest::Body::from(body),
+            "application/json".into(),
+            timestamp,
+            signature,
+            (event, items, bytes),
+        )
+        .await
+    }
+
+    /// One file document with its bytes: signed over a first pass through the spool, then
+    /// streamed.
+    async fn post_file(&self, document: &Document) -> Result<(), SinkError> {
+        let Some(file) = &document.file else {
+            return Ok(());
+        };
+        let read = |e: std::io::Error| SinkError::Io(format!("read file document: {e}"));
+        let boundary = format!("tributary-{}", uuid::Uuid::now_v7().simple());
+        let (head, tail) = multipart_frame(&boundary, document)?;
+        let timestamp = chrono::Utc::now().timestamp();
+        let mut mac = mac(&self.secret, timestamp, &head)
+            .ok_or_else(|| SinkError::Config("webhook secret unusable".into()))?;
+        let mut chunks = file.stream().map_err(read)?;
+        while let Some(chunk) = chunks.next().await {
+            mac.update(&chunk.map_err(read)?);
+        }
+        mac.update(&tail);
+        let signature = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+        let length = head.len() as u64 + file.size + tail.len() as u64;
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) })
+            .chain(file.stream().map_err(read)?)
+            .chain(futures::stream::once(async move { Ok(tail) }));
+        self.send(
+            reqwest::Body::wrap_stream(body),
+            format!("multipart/form-data; boundary={boundary}"),
+            timestamp,
+            signature,
+            (UPSERTED_EVENT, 1, length),
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        body: reqwest::Body,
+        content_type: String,
+        timestamp: i64,
+        signature: String,
+        (event, items, bytes): (&'static str, usize, u64),
+    ) -> Result<(), SinkError> {
         let response = self
             .client
             .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, bytes)
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature)
             .body(body)
@@ -156,14 +248,105 @@ async fn error_body(mut response: reqwest::Response) -> String {
     }
 }
 
+/// A document's JSON as sent: a file document's `file` gains `attached`.
+fn encode(document: &Document, attached: bool) -> Result<Vec<u8>, SinkError> {
+    let fail = |e: serde_json::Error| SinkError::Io(format!("encode document: {e}"));
+    if document.file.is_none() {
+        return serde_json::to_vec(document).map_err(fail);
+    }
+    let mut value = serde_json::to_value(document).map_err(fail)?;
+    if let Some(file) = value
+        .get_mut("file")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        file.insert("attached".into(), attached.into());
+    }
+    serde_json::to_vec(&value).map_err(fail)
+}
+
+/// The multipart body around a file's bytes: everything before them and after them.
+fn multipart_frame(boundary: &str, document: &Document) -> Result<(Vec<u8>, Vec<u8>), SinkError> {
+    let file = document.file.as_ref();
+    let name: String = file
+        .map(|f| f.name.as_str())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if matches!(c, '"' | '\\' | '\r' | '\n') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mime = file
+        .map(|f| f.mime_type.as_str())
+        .filter(|m| !m.is_empty() && !m.chars().any(char::is_control))
+        .unwrap_or("application/octet-stream");
+    let mut head = Vec::new();
+    head.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"document\"\r\n\
+             Content-Type: application/json\r\n\r\n{{\"event\":\"{UPSERTED_EVENT}\",\"documents\":["
+        )
+        .as_bytes(),
+    );
+    head.extend_from_slice(&encode(document, true)?);
+    head.extend_from_slice(
+        format!(
+            "]}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"{name}\"\r\nContent-Type: {mime}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
+    Ok((head, tail))
+}
+
 #[async_trait::async_trait]
 impl Sink for WebhookSink {
     async fn deliver(&self, documents: &[Document]) -> Result<(), SinkError> {
+        // In order: JSON batches of what carries no bytes, each attachable file on its own.
+        let mut pending: Vec<&Document> = Vec::new();
+        for document in documents {
+            let attach = document
+                .file
+                .as_ref()
+                .is_some_and(|file| file.size <= self.file_max_bytes);
+            if attach {
+                self.deliver_json(&pending).await?;
+                pending.clear();
+                self.post_file(document).await?;
+            } else {
+                pending.push(document);
+            }
+        }
+        self.deliver_json(&pending).await
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<(), SinkError> {
+        for chunk in ids.chunks(MAX_DELETE_IDS) {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "event": DELETED_EVENT,
+                "ids": chunk,
+            }))
+            .map_err(|e| SinkError::Io(format!("encode ids: {e}")))?;
+            self.post(body, DELETED_EVENT, chunk.len()).await?;
+        }
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+}
+
+impl WebhookSink {
+    async fn deliver_json(&self, documents: &[&Document]) -> Result<(), SinkError> {
         let encoded = documents
             .iter()
-            .map(serde_json::to_vec)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SinkError::Io(format!("encode document: {e}")))?;
+            .map(|document| encode(document, false))
+            .collect::<Result<Vec<_>, _>>()?;
         let prefix = format!("{{\"event\":\"{UPSERTED_EVENT}\",\"documents\":[");
         let suffix = "]}";
         let sizes: Vec<usize> = encoded.iter().map(Vec::len).collect();
@@ -187,22 +370,6 @@ impl Sink for WebhookSink {
             self.post(body, UPSERTED_EVENT, items).await?;
         }
         Ok(())
-    }
-
-    async fn delete(&self, ids: &[String]) -> Result<(), SinkError> {
-        for chunk in ids.chunks(MAX_DELETE_IDS) {
-            let body = serde_json::to_vec(&serde_json::json!({
-                "event": DELETED_EVENT,
-                "ids": chunk,
-            }))
-            .map_err(|e| SinkError::Io(format!("encode ids: {e}")))?;
-            self.post(body, DELETED_EVENT, chunk.len()).await?;
-        }
-        Ok(())
-    }
-
-    fn kind(&self) -> &'static str {
-        "webhook"
     }
 }
 
@@ -381,6 +548,7 @@ mod tests {
                     metadata: serde_json::Map::new(),
                     updated_at: "2025-01-01T00:00:00Z".into(),
                     acl: vec![],
+                    file: None,
                 }
             })
             .collect()
@@ -509,6 +677,191 @@ mod tests {
         assert!(matches!(err, SinkError::Unavailable(_)), "{err:?}");
         assert!(!err.to_string().contains("t0ps3cret"), "{err}");
         assert!(err.is_transient());
+    }
+
+    type Raw = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+    /// A receiver that keeps every request as it came (headers and exact body bytes).
+    async fn raw_server() -> (url::Url, Raw) {
+        let seen: Raw = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |State(seen): State<Raw>, headers: HeaderMap, body: Bytes| async move {
+                        seen.lock().unwrap().push((headers, body));
+                        StatusCode::NO_CONTENT
+                    },
+                ),
+            )
+            .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (
+            url::Url::parse(&format!("http://{address}/hook")).unwrap(),
+            seen,
+        )
+    }
+
+    fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// `(name, filename, content type, bytes)` of each part, parsed as a receiver would.
+    fn parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, String, Vec<u8>)> {
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap();
+        let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+        let delimiter = format!("\r\n--{boundary}");
+        let mut rest = body
+            .strip_prefix(format!("--{boundary}").as_bytes())
+            .unwrap();
+        let mut out = Vec::new();
+        while !rest.starts_with(b"--") {
+            rest = rest.strip_prefix(b"\r\n").unwrap();
+            let end = find(rest, b"\r\n\r\n").unwrap();
+            let head = std::str::from_utf8(&rest[..end]).unwrap();
+            let after = &rest[end + 4..];
+            let stop = find(after, delimiter.as_bytes()).unwrap();
+            let value = |key: &str| {
+                head.split("\r\n")
+                    .find_map(|line| line.strip_prefix(key))
+                    .map(str::to_owned)
+            };
+            let disposition = value("Content-Disposition: form-data; ").unwrap();
+            let param = |key: &str| {
+                disposition.split("; ").find_map(|p| {
+                    p.strip_prefix(&format!("{key}=\""))
+                        .map(|v| v.trim_end_matches('"').to_owned())
+                })
+            };
+            out.push((
+                param("name").unwrap(),
+                param("filename"),
+                value("Content-Type: ").unwrap(),
+                after[..stop].to_vec(),
+            ));
+            rest = &after[stop + delimiter.len()..];
+        }
+        assert_eq!(rest, b"--\r\n");
+        out
+    }
+
+    async fn file_document(i: usize, name: &str, bytes: &[u8]) -> Document {
+        use crate::connectors::kit::files;
+        let body = futures::stream::iter(
+            bytes
+                .chunks(1000)
+                .map(|c| Ok::<_, std::convert::Infallible>(c.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        let limits = files::FileLimits::default();
+        let files::Downloaded::File(file) =
+            files::spool(body, name, "application/pdf", None, &limits)
+                .await
+                .unwrap()
+        else {
+            panic!("spooled")
+        };
+        let mut document = documents(i + 1, "").pop().unwrap();
+        document.file = Some(file);
+        document
+    }
+
+    #[tokio::test]
+    async fn a_file_document_goes_alone_as_signed_multipart_and_a_large_one_as_metadata() {
+        let (url, seen) = raw_server().await;
+        let small: Vec<u8> = (0..2_500u32).map(|i| (i % 256) as u8).collect();
+        let file = file_document(1, "Q3 \"final\".pdf", &small).await;
+        let big = file_document(3, "huge.pdf", &vec![9u8; 4_000]).await;
+        let markdown = documents(4, "# md");
+        let batch = vec![
+            markdown[0].clone(),
+            file.clone(),
+            markdown[2].clone(),
+            big.clone(),
+        ];
+        sink(url, SECRET)
+            .with_file_max_bytes(3_000)
+            .deliver(&batch)
+            .await
+            .unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "json, multipart, json");
+        let now = chrono::Utc::now().timestamp();
+        for (headers, body) in &seen {
+            let timestamp: i64 = header(headers, TIMESTAMP_HEADER).parse().unwrap();
+            assert!(verify(
+                SECRET,
+                timestamp,
+                body,
+                header(headers, SIGNATURE_HEADER),
+                now,
+                300
+            ));
+            assert_eq!(header(headers, "content-length"), body.len().to_string());
+        }
+        let json = |i: usize| -> Value { serde_json::from_slice(&seen[i].1).unwrap() };
+        assert_eq!(received_documents(&json(0)), vec![markdown[0].clone()]);
+
+        let (headers, body) = &seen[1];
+        let parts = parts(header(headers, "content-type"), body);
+        assert_eq!(parts.len(), 2);
+        let (name, filename, content_type, envelope) = &parts[0];
+        assert_eq!(
+            (name.as_str(), filename, content_type.as_str()),
+            ("document", &None, "application/json")
+        );
+        let envelope: Value = serde_json::from_slice(envelope).unwrap();
+        assert_eq!(envelope["documents"][0]["file"]["attached"], true);
+        assert_eq!(received_documents(&envelope), vec![file.clone()]);
+        let (name, filename, content_type, bytes) = &parts[1];
+        assert_eq!(name, "file");
+        assert_eq!(filename.as_deref(), Some("Q3 _final_.pdf"));
+        assert_eq!(content_type, "application/pdf");
+        assert_eq!(bytes, &small);
+        assert_eq!(
+            envelope["documents"][0]["file"]["sha256"],
+            hex::encode(<Sha256 as sha2::Digest>::digest(&small))
+        );
+
+        let last = json(2);
+        assert_eq!(last["documents"][1]["file"]["attached"], false);
+        assert_eq!(last["documents"][1]["file"]["size"], 4_000);
+        assert_eq!(received_documents(&last), vec![markdown[2].clone(), big]);
+    }
+
+    #[test]
+    fn the_file_cap_comes_from_the_environment() {
+        let env = |value: Option<&str>| {
+            let value = value.map(str::to_owned);
+            move |name: &str| {
+                assert_eq!(name, FILE_MAX_BYTES_ENV);
+                value.clone()
+            }
+        };
+        assert_eq!(
+            file_max_bytes_from(env(None)).unwrap(),
+            DEFAULT_FILE_MAX_BYTES
+        );
+        assert_eq!(
+            file_max_bytes_from(env(Some(" "))).unwrap(),
+            DEFAULT_FILE_MAX_BYTES
+        );
+        assert_eq!(file_max_bytes_from(env(Some("1024"))).unwrap(), 1024);
+        for bad in ["10MB", "-1", "x"] {
+            assert!(matches!(
+                file_max_bytes_from(env(Some(bad))),
+                Err(SinkError::Config(_))
+            ));
+        }
     }
 
     #[test]

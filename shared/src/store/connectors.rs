@@ -89,6 +89,8 @@ pub struct RunCounts {
     pub unchanged: u64,
     pub deleted: u64,
     pub failed: u64,
+    /// Files the source left out on purpose (larger than its `max_file_bytes`).
+    pub skipped: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -68,6 +68,7 @@ impl ConfluenceConnector {
             metadata,
             updated_at,
             acl: vec![],
+            file: None,
         })
     }
 }

@@ -219,6 +219,7 @@ impl Connector for ConfluenceConnector {
             failures,
             checkpoint: checkpoint.to_value(),
             done,
+            skipped: Vec::new(),
         })
     }
 

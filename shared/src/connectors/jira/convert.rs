@@ -193,6 +193,7 @@ impl JiraConnector {
             metadata: metadata(issue, created, &updated),
             updated_at: updated,
             acl: Vec::new(),
+            file: None,
         }
     }
 }

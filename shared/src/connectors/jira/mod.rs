@@ -185,6 +185,7 @@ impl Connector for JiraConnector {
             failures: pulled.failures,
             checkpoint: checkpoint.to_value(),
             done,
+            skipped: Vec::new(),
         })
     }
 
