@@ -15,7 +15,7 @@ use tributary::connectors::{ConnectorError, Credentials};
 use tributary::sinks::{SinkRequest, SinkSecret};
 use tributary::store::connectors::{ConnectorRecord, SourceKind, WebhookSettings};
 use tributary::store::{now_epoch_seconds, StoreError};
-use tributary::sync::{connector_for, SyncEngine, SyncError, SyncMessage};
+use tributary::sync::{SyncEngine, SyncError, SyncMessage};
 use tributary::web::{display_name, rfc3339, ApiError, ApiJson, ApiQuery, Authenticated};
 use tributary::webhooks::WebhookScheme;
 
@@ -28,6 +28,7 @@ pub fn protected_routes(engine: Arc<SyncEngine>) -> Router {
         .route("/connectors/{id}", get(read).patch(update).delete(remove))
         .route("/connectors/{id}/sync", post(trigger))
         .route("/connectors/{id}/runs", get(runs))
+        .route("/sources", get(sources))
         .with_state(engine)
 }
 
@@ -123,7 +124,15 @@ fn sync_error(error: SyncError) -> ApiError {
 
 /// The source's configuration, parsed and validated (no network).
 fn checked_config(source: SourceKind, config: Value) -> Result<Value, ApiError> {
-    tributary::connectors::validate_config(source, config).map_err(connector_error)
+    source.source().validate(config).map_err(connector_error)
+}
+
+/// Refuses credentials the source does not take (their kind, a connection's provider).
+fn checked_credentials(source: SourceKind, credentials: &Credentials) -> Result<(), ApiError> {
+    source
+        .source()
+        .check_credentials(credentials)
+        .map_err(|error| ApiError::bad_request(error.code(), error.to_string()))
 }
 
 /// The origin (scheme, host, port) of the source's `base_url`, which the stored credentials
@@ -233,13 +242,10 @@ async fn check_connection(
     engine
         .check_endpoints(record)
         .map_err(|error| ApiError::bad_request("url_not_allowed", error.to_string()))?;
-    let connector = connector_for(
-        record,
-        credentials,
-        engine.http().clone(),
-        engine.retry().clone(),
-    )
-    .map_err(connector_error)?;
+    let connector = engine
+        .build_connector(record, credentials)
+        .await
+        .map_err(sync_error)?;
     connector.test_connection().await.map_err(connector_error)
 }
 
@@ -279,6 +285,7 @@ pub async fn create_connector(
         last_scheduled_at: None,
         item_version: 1,
     };
+    checked_credentials(record.source, &request.credentials)?;
     if let Some(secret) = &sink_secret {
         record.sink_secret_sealed = Some(seal_sink_secret(engine, &record, secret)?);
     }
@@ -371,6 +378,7 @@ async fn update(
     if reconnect {
         let credentials = match request.credentials {
             Some(credentials) => {
+                checked_credentials(record.source, &credentials)?;
                 record.credentials_sealed = seal_credentials(&engine, &id, &credentials)?;
                 credentials
             }
@@ -392,6 +400,16 @@ async fn update(
         engine.connectors.reset_checkpoint(&id).await?;
     }
     Ok(Json(view(&record)))
+}
+
+/// `GET /sources`: every source, its configuration's JSON Schema and the credentials it takes.
+async fn sources(caller: Authenticated) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_READ)?;
+    let items: Vec<Value> = tributary::connectors::registry::all()
+        .iter()
+        .map(|source| source.describe())
+        .collect();
+    Ok(Json(json!({ "items": items })))
 }
 
 fn conflict(error: StoreError) -> ApiError {

@@ -58,7 +58,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfluenceConfig {
     /// The site root, `https://<site>.atlassian.net`; the API is under `/wiki/rest/api`.
@@ -264,6 +264,36 @@ impl std::fmt::Debug for ConfluenceConnector {
             .field("config", &self.config)
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
+    }
+}
+
+/// The registry's description of this source (`GET /sources`, creation, builds).
+pub fn source() -> super::Source {
+    use super::registry::{ConnectionProvider, CredentialKind};
+    super::Source::new::<ConfluenceConfig>("confluence", "Confluence Cloud", |context| {
+        let config = context.typed_config::<ConfluenceConfig>()?;
+        let credentials = super::registry::inline_credentials(context.auth)?;
+        let connector = ConfluenceConnector::new(
+            &context.connector_id,
+            config,
+            credentials,
+            context.http,
+            context.retry,
+        )?;
+        Ok(Box::new(connector))
+    })
+    .accepting(&[
+        CredentialKind::Basic,
+        CredentialKind::Bearer,
+        CredentialKind::Connection,
+    ])
+    // Atlassian takes any OAuth 2.0 (3LO) bearer token, e.g. from the generic `oauth2` preset.
+    .with_provider(ConnectionProvider::Any)
+}
+
+impl super::registry::SourceConfig for ConfluenceConfig {
+    fn check(&self) -> Result<(), ConnectorError> {
+        self.validate()
     }
 }
 

@@ -65,7 +65,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JiraConfig {
     /// `https://<site>.atlassian.net` (plain http only for loopback hosts, i.e. tests).
@@ -641,6 +641,36 @@ impl std::fmt::Debug for JiraConnector {
             .field("base", &self.base)
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
+    }
+}
+
+/// The registry's description of this source (`GET /sources`, creation, builds).
+pub fn source() -> super::Source {
+    use super::registry::{ConnectionProvider, CredentialKind};
+    super::Source::new::<JiraConfig>("jira", "Jira Cloud", |context| {
+        let config = context.typed_config::<JiraConfig>()?;
+        let credentials = super::registry::inline_credentials(context.auth)?;
+        let connector = JiraConnector::new(
+            &context.connector_id,
+            config,
+            credentials,
+            context.http,
+            context.retry,
+        )?;
+        Ok(Box::new(connector))
+    })
+    .accepting(&[
+        CredentialKind::Basic,
+        CredentialKind::Bearer,
+        CredentialKind::Connection,
+    ])
+    // Atlassian takes any OAuth 2.0 (3LO) bearer token, e.g. from the generic `oauth2` preset.
+    .with_provider(ConnectionProvider::Any)
+}
+
+impl super::registry::SourceConfig for JiraConfig {
+    fn check(&self) -> Result<(), ConnectorError> {
+        self.validate()
     }
 }
 
