@@ -4,7 +4,8 @@
 //!
 //! The templates are files under `infra/local/templates/` compiled in with `include_str!`;
 //! placeholders are `{{name}}` (`acme_wiki`), `{{Name}}` (`AcmeWiki`), `{{NAME}}`
-//! (`ACME_WIKI`), `{{kebab}}` (`acme-wiki`), `{{title}}` and `{{provider}}`.
+//! (`ACME_WIKI`), `{{kebab}}` (`acme-wiki`), `{{title}}`, and in the connector's `mod.rs`
+//! `{{credential_kinds}}` and `{{provider}}` (from `--provider`).
 
 pub mod cfn;
 
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// The one line per source: `Variant => module,` in the `sources!` invocation.
 pub const REGISTRY_FILE: &str = "shared/src/connectors/mod.rs";
 const REGISTRY_OPEN: &str = "sources! {";
+const REGISTRY_MARKER: &str = "// new-source:";
 pub const TEMPLATE_FILE: &str = "template.yaml";
 
 /// The OAuth provider presets a new source may name with `--provider`.
@@ -92,18 +94,10 @@ impl SourceEntry {
 
 /// The sources the registry holds, in its order (template.yaml follows it).
 pub fn registered_sources() -> Vec<SourceEntry> {
-    tributary::connectors::SourceKind::ALL
+    tributary::connectors::registry::all()
         .iter()
-        .map(|kind| SourceEntry::new(kind.as_str(), registered_title(*kind)))
+        .map(|source| SourceEntry::new(source.name, source.title))
         .collect()
-}
-
-fn registered_title(kind: tributary::connectors::SourceKind) -> &'static str {
-    match kind.as_str() {
-        "jira" => "Jira Cloud",
-        "confluence" => "Confluence Cloud",
-        other => other,
-    }
 }
 
 const RUST_KEYWORDS: [&str; 52] = [
@@ -229,11 +223,19 @@ pub fn new_source(root: &Path, request: &NewSource) -> Result<Scaffolded, Scaffo
         }
     }
     let source = SourceEntry::new(&name, &title);
-    let provider = match &request.provider {
-        Some(provider) => format!("Some(\"{provider}\")"),
-        None => "None".to_owned(),
+    let (kinds, provider) = match &request.provider {
+        Some(provider) => (
+            "&[CredentialKind::Bearer, CredentialKind::Connection]",
+            format!("ConnectionProvider::Only(\"{provider}\")"),
+        ),
+        None => ("&[CredentialKind::Bearer]", "ConnectionProvider::Any".to_owned()),
     };
-    let render = |text: &str| source.substitute(text).replace("{{provider}}", &provider);
+    let render = |text: &str| {
+        source
+            .substitute(text)
+            .replace("{{credential_kinds}}", kinds)
+            .replace("{{provider}}", &provider)
+    };
 
     let mut created = Vec::new();
     for template in &FILES {
@@ -334,16 +336,19 @@ fn insert_registry_line(text: &str, line: &str) -> Result<String, ScaffoldError>
     let close = (open + 1..lines.len())
         .find(|&i| lines[i].trim() == "}")
         .ok_or_else(missing)?;
-    let last = lines[close - 1];
-    let indent = if close - 1 > open {
-        &last[..last.len() - last.trim_start().len()]
-    } else {
-        "    "
+    // Above the registry's `// new-source: ..` marker when it has one, else last.
+    let at = (open + 1..close)
+        .find(|&i| lines[i].trim().starts_with(REGISTRY_MARKER))
+        .unwrap_or(close);
+    let model = lines[at.min(close - 1)];
+    let indent = match close - 1 > open {
+        true => &model[..model.len() - model.trim_start().len()],
+        false => "    ",
     };
     let entry = format!("{indent}{}", line.trim());
-    let mut out: Vec<&str> = lines[..close].to_vec();
+    let mut out: Vec<&str> = lines[..at].to_vec();
     out.push(&entry);
-    out.extend_from_slice(&lines[close..]);
+    out.extend_from_slice(&lines[at..]);
     Ok(out.join("\n") + "\n")
 }
 
@@ -520,6 +525,11 @@ mod tests {
         assert_eq!(
             insert_registry_line(text, "AcmeWiki => acme_wiki,\n").unwrap(),
             "use x;\n\nsources! {\n    Jira => jira,\n    AcmeWiki => acme_wiki,\n}\n\nfn f() {}\n"
+        );
+        let marked = "sources! {\n    Jira => jira,\n    // new-source: registry line\n}\n";
+        assert_eq!(
+            insert_registry_line(marked, "AcmeWiki => acme_wiki,").unwrap(),
+            "sources! {\n    Jira => jira,\n    AcmeWiki => acme_wiki,\n    // new-source: registry line\n}\n"
         );
         assert!(insert_registry_line("fn f() {}\n", "A => a,").is_err());
     }
