@@ -7,10 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use tributary::crawl::job::CrawlRequest;
 use tributary::sinks::SinkRequest;
 use tributary::store::crawls::CrawlJob;
-use tributary_local::scaffold;
 use tributary_local::crawl::{
     crawl_until_done, local_engine, local_operator, spawn_sweeper, spawn_workers,
 };
+use tributary_local::scaffold;
 use tributary_local::sync::{local_sync_engine, spawn_scheduler, spawn_sync_workers};
 use tributary_local::{local_mail, local_services, local_sign_in, serve_on, Engines, KeySource};
 

@@ -65,7 +65,10 @@ pub fn render(template: &str, sources: &[SourceEntry]) -> Result<String, Scaffol
         }
         seen.push(section);
     }
-    if let Some(missing) = SECTIONS.iter().find(|name| !seen.iter().any(|s| s == *name)) {
+    if let Some(missing) = SECTIONS
+        .iter()
+        .find(|name| !seen.iter().any(|s| s == *name))
+    {
         return Err(ScaffoldError::Template(format!(
             "template.yaml has no `{BEGIN}{missing}` section"
         )));

@@ -155,7 +155,10 @@ pub fn default_title(name: &str) -> String {
 
 fn check_title(title: &str) -> Result<(), ScaffoldError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || " -.,()&'/".contains(c);
-    let starts_well = title.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let starts_well = title
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if title.len() > 60 || !starts_well || !title.chars().all(allowed) || title.ends_with(' ') {
         return Err(ScaffoldError::InvalidTitle(title.to_owned()));
     }
@@ -215,7 +218,10 @@ const FORMATTED: [&str; 4] = [
 pub fn new_source(root: &Path, request: &NewSource) -> Result<Scaffolded, ScaffoldError> {
     let existing = registered_sources();
     let name = parse_name(&request.name, &existing)?;
-    let title = request.title.clone().unwrap_or_else(|| default_title(&name));
+    let title = request
+        .title
+        .clone()
+        .unwrap_or_else(|| default_title(&name));
     check_title(&title)?;
     if let Some(provider) = &request.provider {
         if !PROVIDERS.contains(&provider.as_str()) {
@@ -228,7 +234,10 @@ pub fn new_source(root: &Path, request: &NewSource) -> Result<Scaffolded, Scaffo
             "&[CredentialKind::Bearer, CredentialKind::Connection]",
             format!("ConnectionProvider::Only(\"{provider}\")"),
         ),
-        None => ("&[CredentialKind::Bearer]", "ConnectionProvider::Any".to_owned()),
+        None => (
+            "&[CredentialKind::Bearer]",
+            "ConnectionProvider::Any".to_owned(),
+        ),
     };
     let render = |text: &str| {
         source
@@ -287,7 +296,7 @@ pub fn new_source(root: &Path, request: &NewSource) -> Result<Scaffolded, Scaffo
         std::fs::write(&full, text).map_err(|source| ScaffoldError::Io { path: full, source })?;
         done.edited.push(path);
     }
-    rustfmt(root, &FORMATTED.map(|path| render(path)))?;
+    rustfmt(root, &FORMATTED.map(render))?;
     Ok(done)
 }
 
@@ -398,7 +407,8 @@ fn rustfmt(root: &Path, files: &[String]) -> Result<(), ScaffoldError> {
 /// `explicit`, or the nearest directory up from here holding template.yaml and the
 /// connectors (so the commands work from anywhere in the repository).
 pub fn repository_root(explicit: Option<PathBuf>) -> Result<PathBuf, ScaffoldError> {
-    let is_root = |dir: &Path| dir.join(TEMPLATE_FILE).is_file() && dir.join(REGISTRY_FILE).is_file();
+    let is_root =
+        |dir: &Path| dir.join(TEMPLATE_FILE).is_file() && dir.join(REGISTRY_FILE).is_file();
     if let Some(root) = explicit {
         return match is_root(&root) {
             true => Ok(root),
@@ -483,8 +493,20 @@ mod tests {
         assert_eq!(parse_name("acme-wiki", &existing()).unwrap(), "acme_wiki");
         assert_eq!(parse_name("moodle2", &existing()).unwrap(), "moodle2");
         for bad in [
-            "", "Acme", "acme wiki", "acme__wiki", "_acme", "acme_", "acme_2", "2acme",
-            "acme-wi_ki", "type", "crate", "async", "jira", "émile",
+            "",
+            "Acme",
+            "acme wiki",
+            "acme__wiki",
+            "_acme",
+            "acme_",
+            "acme_2",
+            "2acme",
+            "acme-wi_ki",
+            "type",
+            "crate",
+            "async",
+            "jira",
+            "émile",
             "a_very_long_source_name_beyond_30",
         ] {
             assert!(parse_name(bad, &existing()).is_err(), "{bad} accepted");
@@ -500,7 +522,14 @@ mod tests {
         );
         assert_eq!(default_title("acme_wiki"), "Acme Wiki");
         assert!(check_title("Acme Wiki (EU)").is_ok());
-        for bad in ["", " Acme", "Acme: Wiki", "Acme \"Wiki\"", "Acme {{name}}", "Acme\\"] {
+        for bad in [
+            "",
+            " Acme",
+            "Acme: Wiki",
+            "Acme \"Wiki\"",
+            "Acme {{name}}",
+            "Acme\\",
+        ] {
             assert!(check_title(bad).is_err(), "{bad} accepted");
         }
     }
