@@ -14,6 +14,7 @@ mod queue_contract;
 mod ragflow_sink;
 mod ses_mail;
 mod sink_credentials;
+mod sources;
 mod store_contract;
 mod sync;
 mod token_check;

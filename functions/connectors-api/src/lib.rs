@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tributary::auth::scopes;
-use tributary::connectors::{ConnectorError, Credentials};
+use tributary::connectors::{ConnectorError, Credentials, Source};
 use tributary::sinks::{SinkRequest, SinkSecret};
 use tributary::store::connectors::{ConnectorRecord, SourceKind, WebhookSettings};
 use tributary::store::{now_epoch_seconds, StoreError};
@@ -128,9 +128,8 @@ fn checked_config(source: SourceKind, config: Value) -> Result<Value, ApiError> 
 }
 
 /// Refuses credentials the source does not take (their kind, a connection's provider).
-fn checked_credentials(source: SourceKind, credentials: &Credentials) -> Result<(), ApiError> {
+fn checked_credentials(source: &Source, credentials: &Credentials) -> Result<(), ApiError> {
     source
-        .source()
         .check_credentials(credentials)
         .map_err(|error| ApiError::bad_request(error.code(), error.to_string()))
 }
@@ -266,6 +265,7 @@ pub async fn create_connector(
     workspace_id: &str,
     request: CreateRequest,
 ) -> Result<ConnectorRecord, ApiError> {
+    checked_credentials(&request.source.source(), &request.credentials)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_epoch_seconds();
     let (sink, sink_secret) = request.sink.into_parts();
@@ -285,7 +285,6 @@ pub async fn create_connector(
         last_scheduled_at: None,
         item_version: 1,
     };
-    checked_credentials(record.source, &request.credentials)?;
     if let Some(secret) = &sink_secret {
         record.sink_secret_sealed = Some(seal_sink_secret(engine, &record, secret)?);
     }
@@ -378,7 +377,7 @@ async fn update(
     if reconnect {
         let credentials = match request.credentials {
             Some(credentials) => {
-                checked_credentials(record.source, &credentials)?;
+                checked_credentials(&record.source.source(), &credentials)?;
                 record.credentials_sealed = seal_credentials(&engine, &id, &credentials)?;
                 credentials
             }
@@ -504,4 +503,43 @@ async fn runs(
         })
         .collect();
     Ok(Json(json!({"items": items, "next": next})))
+}
+
+#[cfg(test)]
+mod tests {
+    use tributary::connectors::registry::{ConnectionProvider, CredentialKind};
+
+    use super::*;
+
+    fn connection(provider: &str) -> Credentials {
+        Credentials::Connection {
+            provider: provider.into(),
+        }
+    }
+
+    #[test]
+    fn a_credentials_kind_the_source_does_not_take_is_a_400_naming_the_accepted_kinds() {
+        let source = SourceKind::Jira
+            .source()
+            .accepting(&[CredentialKind::Basic, CredentialKind::Bearer]);
+        let error = checked_credentials(&source, &connection("google")).err();
+        let error = error.expect("refused");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "credentials_kind_not_accepted");
+        assert!(error.message.contains("basic, bearer"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_connection_to_another_provider_than_the_sources_is_a_400() {
+        let source = SourceKind::Jira
+            .source()
+            .accepting(&[CredentialKind::Connection])
+            .with_provider(ConnectionProvider::Only("google"));
+        assert!(checked_credentials(&source, &connection("google")).is_ok());
+        let error = checked_credentials(&source, &connection("dropbox")).err();
+        let error = error.expect("refused");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "connection_provider_not_accepted");
+        assert!(error.message.contains("google"), "{}", error.message);
+    }
 }

@@ -1,10 +1,18 @@
 //! Data sources and the document model they produce.
 //!
-//! A source is one module implementing [`Connector`]: it validates its configuration,
-//! tests its credentials, pulls documents in checkpointed batches and lists every current
-//! source id (the slim listing that deletions are computed from). The sync engine
-//! (`shared::sync`) drives any connector the same way.
+//! A source is one folder (`jira/`, `confluence/`: `config.rs`, `client.rs`,
+//! `checkpoint.rs`, `convert.rs`, the [`Connector`] impl in `mod.rs`) implementing
+//! [`Connector`]: it validates its configuration, tests its credentials, pulls documents in
+//! checkpointed batches and lists every current source id (the slim listing that deletions
+//! are computed from). Formats more than one source meets are converted in [`convert`]. The
+//! sync engine (`shared::sync`) drives any connector the same way. Each source describes
+//! itself to the [`registry`] (`source()` in its `mod.rs`), listed once in the `sources!`
+//! invocation below, which also declares its module.
 
+#[cfg(feature = "sync")]
+mod authorized;
+#[cfg(feature = "sync")]
+pub mod convert;
 pub mod document;
 #[cfg(feature = "sync")]
 pub mod kit;
@@ -132,17 +140,6 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Adds the Authorization header (inline credentials only; a connection is applied
-    /// through [`kit::SourceAuth`]).
-    #[cfg(feature = "sync")]
-    pub fn apply(&self, request: crate::http::GuardedRequest) -> crate::http::GuardedRequest {
-        match self {
-            Credentials::Basic { email, api_token } => request.basic_auth(email, Some(api_token)),
-            Credentials::Bearer { token } => request.bearer_auth(token),
-            Credentials::Connection { .. } => request,
-        }
-    }
-
     /// The authorisation a connector applies: inline credentials as they are, a connection
     /// through `connections` (none configured: the connector fails closed on first use).
     #[cfg(feature = "sync")]

@@ -208,7 +208,11 @@ mod described {
     impl Source {
         /// A source configured by `C` that takes basic or bearer credentials; widen with
         /// [`Source::accepting`] and [`Source::with_provider`].
-        pub fn new<C: SourceConfig>(name: &'static str, title: &'static str, build: BuildFn) -> Self {
+        pub fn new<C: SourceConfig>(
+            name: &'static str,
+            title: &'static str,
+            build: BuildFn,
+        ) -> Self {
             Self {
                 name,
                 title,
@@ -294,29 +298,12 @@ mod described {
         }
     }
 
-    /// Inline credentials back from an authorisation, for sources that do not take a
-    /// `SourceAuth` yet: a connection is refused.
-    pub(crate) fn inline_credentials(
-        auth: crate::connectors::kit::SourceAuth,
-    ) -> Result<Credentials, ConnectorError> {
-        use crate::connectors::kit::SourceAuth;
-        match auth {
-            SourceAuth::Basic { user, password } => Ok(Credentials::Basic {
-                email: user,
-                api_token: password,
-            }),
-            SourceAuth::Bearer(token) => Ok(Credentials::Bearer {
-                token: token.expose().to_owned(),
-            }),
-            SourceAuth::Connection(_) | SourceAuth::Unresolved { .. } => Err(
-                ConnectorError::Config("this source cannot use a connection yet".into()),
-            ),
-        }
-    }
-
     /// Every source's description, in `SourceKind::ALL` order.
     pub fn all() -> Vec<Source> {
-        SourceKind::ALL.into_iter().map(SourceKind::source).collect()
+        SourceKind::ALL
+            .into_iter()
+            .map(SourceKind::source)
+            .collect()
     }
 
     /// The configuration parsed and validated (no network), in its stored form.
@@ -371,7 +358,12 @@ mod tests {
             assert!(!source.title.is_empty(), "{}", source.name);
             assert!(!source.credential_kinds.is_empty(), "{}", source.name);
             let schema = source.config_schema();
-            assert_eq!(schema.get("type"), Some(&json!("object")), "{}", source.name);
+            assert_eq!(
+                schema.get("type"),
+                Some(&json!("object")),
+                "{}",
+                source.name
+            );
             let required = schema.get("required").and_then(|r| r.as_array());
             assert!(
                 required.is_some_and(|r| r.contains(&json!("base_url"))),
@@ -388,7 +380,11 @@ mod tests {
         let stored = source
             .validate(json!({"base_url": "https://example.atlassian.net", "project_keys": ["ENG"]}))
             .expect("valid");
-        assert_eq!(stored["include_comments"], json!(true), "defaults filled in");
+        assert_eq!(
+            stored["include_comments"],
+            json!(true),
+            "defaults filled in"
+        );
         for bad in [
             json!({"base_url": "https://example.atlassian.net", "surprise": 1}),
             json!({"base_url": "ftp://example.atlassian.net"}),

@@ -214,7 +214,10 @@ pub fn connector_for(
     http: crate::http::GuardedClient,
     retry: RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
-    crate::connectors::build(record.source, build_context(record, credentials.into(), http, retry))
+    crate::connectors::build(
+        record.source,
+        build_context(record, credentials.into(), http, retry),
+    )
 }
 
 fn build_context(
