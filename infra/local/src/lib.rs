@@ -3,6 +3,7 @@
 //! and crawl workers consuming the embedded queue.
 
 pub mod crawl;
+pub mod scaffold;
 pub mod sync;
 
 use std::io::Write as _;

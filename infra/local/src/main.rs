@@ -10,6 +10,7 @@ use tributary::store::crawls::CrawlJob;
 use tributary_local::crawl::{
     crawl_until_done, local_engine, local_operator, spawn_sweeper, spawn_workers,
 };
+use tributary_local::scaffold;
 use tributary_local::sync::{local_sync_engine, spawn_scheduler, spawn_sync_workers};
 use tributary_local::{
     local_integrations, local_mail, local_services, local_sign_in, serve_on, Engines, KeySource,
@@ -62,6 +63,33 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Scaffold a new source: its connector folder, registry line, sync-<name> function,
+    /// template.yaml resources and a fake-server test that passes.
+    NewSource(NewSourceArgs),
+    /// Render template.yaml's per-source sections from the source registry.
+    GenTemplate {
+        /// Fail (without writing) when template.yaml is not the generated one.
+        #[arg(long)]
+        check: bool,
+        /// The repository (default: the nearest directory up with a template.yaml).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct NewSourceArgs {
+    /// snake_case or kebab-case, e.g. `acme_wiki`.
+    name: String,
+    /// For people (default: from the name, e.g. "Acme Wiki").
+    #[arg(long)]
+    title: Option<String>,
+    /// The provider connection preset it authorises with (google, microsoft, slack, ...).
+    #[arg(long)]
+    provider: Option<String>,
+    /// The repository (default: the nearest directory up with a template.yaml).
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -162,6 +190,8 @@ async fn main() -> std::process::ExitCode {
         Command::User {
             command: UserCommand::Create(args),
         } => create_user(&cli.data_dir, args).await,
+        Command::NewSource(args) => new_source(args),
+        Command::GenTemplate { check, root } => gen_template(root, check),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -225,6 +255,34 @@ async fn serve(
     // Pages in flight go back on the queue, visible at once to the next run.
     workers.stop().await;
     served?;
+    Ok(())
+}
+
+fn new_source(args: NewSourceArgs) -> Result<(), Failure> {
+    let root = scaffold::repository_root(args.root)?;
+    let request = scaffold::NewSource {
+        name: args.name,
+        title: args.title,
+        provider: args.provider,
+    };
+    let done = scaffold::new_source(&root, &request)?;
+    for path in &done.created {
+        println!("created {}", path.display());
+    }
+    for path in &done.edited {
+        println!("edited  {}", path.display());
+    }
+    println!("{}", scaffold::next_steps(&done));
+    Ok(())
+}
+
+fn gen_template(root: Option<PathBuf>, check: bool) -> Result<(), Failure> {
+    let root = scaffold::repository_root(root)?;
+    let unchanged = scaffold::gen_template(&root, check)?;
+    match unchanged {
+        true => println!("template.yaml is up to date"),
+        false => println!("template.yaml regenerated"),
+    }
     Ok(())
 }
 
