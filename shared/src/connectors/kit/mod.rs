@@ -3,5 +3,6 @@
 //! policy, a per-provider rate governor and pagination helpers.
 
 pub mod auth;
+pub mod governor;
 
 pub use auth::{AccessToken, AccessTokenSource, ConnectionResolver, SourceAuth};
