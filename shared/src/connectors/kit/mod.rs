@@ -3,6 +3,7 @@
 //! policy, a per-provider rate governor and pagination helpers.
 
 pub mod auth;
+pub mod client;
 pub mod governor;
 
 pub use auth::{AccessToken, AccessTokenSource, ConnectionResolver, SourceAuth};
