@@ -663,7 +663,6 @@ mod tests {
         response
     }
 
-
     async fn server(answers: Scripted) -> (Url, Arc<Script>) {
         let script = Arc::new(Script {
             answers: Mutex::new(answers),

@@ -1,0 +1,545 @@
+//! Paged listings without a hand-written loop: a [`PageStyle`] says where a provider puts
+//! "the next page" in its JSON answers, a [`Paginator`] fetches one page from a stored
+//! cursor ([`Paginator::page`], what one checkpointed `pull` does) or every page as a
+//! stream ([`Paginator::pages`], [`Paginator::items`]).
+//!
+//! Cursors are plain strings (a provider cursor, a page token, an absolute next link or
+//! an offset), so they go into checkpoints as they are.
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::client::{ApiCall, ApiClient};
+use crate::connectors::ConnectorError;
+
+/// Where the next page is found in an answer. Fields are JSON pointers (`/a/b`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageStyle {
+    /// A cursor or page token in the body that the next request sends back. The listing
+    /// ends when it is missing or empty, or when `has_more` is false; then a cursor still
+    /// present is the place to resume from later (Dropbox).
+    Cursor {
+        cursor: &'static str,
+        has_more: Option<&'static str>,
+    },
+    /// A link to the next page. `resume`: the link the last page carries to continue from
+    /// in a later sync (Graph `@odata.deltaLink`). `base`: the field relative links are
+    /// relative to (Atlassian `_links.base`); otherwise relative to the API base.
+    NextLink {
+        next: &'static str,
+        resume: Option<&'static str>,
+        base: Option<&'static str>,
+    },
+    /// `startAt`-style offsets: the cursor is the offset of the next page, which exists
+    /// while the items seen are fewer than `total` and the page was not empty.
+    Offset {
+        items: &'static str,
+        total: &'static str,
+    },
+}
+
+impl PageStyle {
+    /// Slack Web API: `response_metadata.next_cursor` (empty on the last page).
+    pub const SLACK: PageStyle = PageStyle::Cursor {
+        cursor: "/response_metadata/next_cursor",
+        has_more: None,
+    };
+    /// Notion: `has_more` + `next_cursor` (sent as `start_cursor`).
+    pub const NOTION: PageStyle = PageStyle::Cursor {
+        cursor: "/next_cursor",
+        has_more: Some("/has_more"),
+    };
+    /// Dropbox `list_folder[/continue]`: `has_more` + `cursor` (kept to resume).
+    pub const DROPBOX: PageStyle = PageStyle::Cursor {
+        cursor: "/cursor",
+        has_more: Some("/has_more"),
+    };
+    /// Google APIs: `nextPageToken` (sent as `pageToken`).
+    pub const GOOGLE: PageStyle = PageStyle::Cursor {
+        cursor: "/nextPageToken",
+        has_more: None,
+    };
+    /// Microsoft Graph: `@odata.nextLink`, then `@odata.deltaLink` on a delta's last page.
+    pub const GRAPH: PageStyle = PageStyle::NextLink {
+        next: "/@odata.nextLink",
+        resume: Some("/@odata.deltaLink"),
+        base: None,
+    };
+    /// Atlassian (Confluence): `_links.next`, relative to `_links.base`.
+    pub const ATLASSIAN: PageStyle = PageStyle::NextLink {
+        next: "/_links/next",
+        resume: None,
+        base: Some("/_links/base"),
+    };
+
+    /// Jira-style `startAt`/`maxResults`/`total` over the list at `items`.
+    pub const fn offset(items: &'static str) -> PageStyle {
+        PageStyle::Offset {
+            items,
+            total: "/total",
+        }
+    }
+
+    /// Where the listing goes after the page `body` fetched at `cursor`.
+    pub fn after(&self, body: &Value, cursor: Option<&str>) -> Result<After, ConnectorError> {
+        let after = match self {
+            PageStyle::Cursor {
+                cursor: at,
+                has_more,
+            } => {
+                let found = string_at(body, at)?;
+                let more = match has_more {
+                    Some(pointer) => match body.pointer(pointer) {
+                        None | Some(Value::Null) => found.is_some(),
+                        Some(Value::Bool(more)) => *more,
+                        Some(_) => return Err(protocol(pointer, "is not a boolean")),
+                    },
+                    None => found.is_some(),
+                };
+                match (more, found) {
+                    (true, Some(next)) => After::Next(next),
+                    (true, None) => return Err(protocol(at, "is missing but more pages follow")),
+                    (false, resume) => After::Done {
+                        resume: resume.filter(|_| has_more.is_some()),
+                    },
+                }
+            }
+            PageStyle::NextLink { next, resume, base } => match string_at(body, next)? {
+                Some(link) => After::Next(relative_to(body, *base, link)?),
+                None => After::Done {
+                    resume: match resume {
+                        Some(pointer) => string_at(body, pointer)?
+                            .map(|link| relative_to(body, *base, link))
+                            .transpose()?,
+                        None => None,
+                    },
+                },
+            },
+            PageStyle::Offset { items, total } => {
+                let count = match body.pointer(items) {
+                    Some(Value::Array(list)) => list.len() as u64,
+                    _ => return Err(protocol(items, "is not a list")),
+                };
+                let start = match cursor {
+                    None => 0,
+                    Some(cursor) => cursor.parse::<u64>().map_err(|_| {
+                        ConnectorError::Checkpoint("an offset cursor is not a number".into())
+                    })?,
+                };
+                let total = body.pointer(total).and_then(Value::as_u64).unwrap_or(0);
+                let next = start + count;
+                if count == 0 || next >= total {
+                    After::Done { resume: None }
+                } else {
+                    After::Next(next.to_string())
+                }
+            }
+        };
+        if let (After::Next(next), Some(cursor)) = (&after, cursor) {
+            if next == cursor {
+                return Err(ConnectorError::Protocol(
+                    "the next page is the page just read (the listing does not advance)".into(),
+                ));
+            }
+        }
+        Ok(after)
+    }
+}
+
+/// What follows a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum After {
+    /// The cursor of the next page.
+    Next(String),
+    /// The listing is complete; `resume` continues it later (changes since), if any.
+    Done { resume: Option<String> },
+}
+
+fn protocol(pointer: &str, problem: &str) -> ConnectorError {
+    ConnectorError::Protocol(format!("a page's {pointer} {problem}"))
+}
+
+fn string_at(body: &Value, pointer: &str) -> Result<Option<String>, ConnectorError> {
+    match body.pointer(pointer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.is_empty() => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(protocol(pointer, "is not a string")),
+    }
+}
+
+/// A path-absolute link made absolute against the body's base field, when there is one.
+fn relative_to(body: &Value, base: Option<&str>, link: String) -> Result<String, ConnectorError> {
+    match (base, link.starts_with('/')) {
+        (Some(pointer), true) => match string_at(body, pointer)? {
+            Some(root) => Ok(format!("{}{link}", root.trim_end_matches('/'))),
+            None => Ok(link),
+        },
+        _ => Ok(link),
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub body: Value,
+    /// The cursor of the next page; `None`: this was the last.
+    pub next: Option<String>,
+    /// On the last page: where a later sync continues from (delta link, Dropbox cursor).
+    pub resume: Option<String>,
+}
+
+impl Page {
+    /// The list at `pointer` (missing or null: empty).
+    pub fn items<T: DeserializeOwned>(&self, pointer: &str) -> Result<Vec<T>, ConnectorError> {
+        match self.body.pointer(pointer) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(list @ Value::Array(_)) => serde_json::from_value(list.clone())
+                .map_err(|error| ConnectorError::Protocol(format!("a page's {pointer}: {error}"))),
+            Some(_) => Err(protocol(pointer, "is not a list")),
+        }
+    }
+
+    pub fn is_last(&self) -> bool {
+        self.next.is_none()
+    }
+}
+
+/// Builds the request for the page at a cursor (`None`: the first page).
+pub trait PageRequest:
+    Fn(&ApiClient, Option<&str>) -> Result<ApiCall, ConnectorError> + Send + Sync
+{
+}
+
+impl<F> PageRequest for F where
+    F: Fn(&ApiClient, Option<&str>) -> Result<ApiCall, ConnectorError> + Send + Sync
+{
+}
+
+/// A paged listing of one endpoint.
+pub struct Paginator<F> {
+    api: ApiClient,
+    style: PageStyle,
+    request: F,
+}
+
+impl<F: PageRequest> Paginator<F> {
+    /// `request` turns a cursor into the call for that page, e.g. for Slack
+    /// `|api, cursor| Ok(api.get(url.clone()).query_opt("cursor", cursor))`, for a next
+    /// link `|api, link| Ok(api.get(match link { Some(l) => api.link(l)?, None => first.clone() }))`.
+    pub fn new(api: ApiClient, style: PageStyle, request: F) -> Self {
+        Self {
+            api,
+            style,
+            request,
+        }
+    }
+
+    /// Exactly one page, from a stored cursor: one checkpointed step of a sync.
+    pub async fn page(&self, cursor: Option<&str>) -> Result<Page, ConnectorError> {
+        let body: Value = (self.request)(&self.api, cursor)?.json().await?;
+        Ok(match self.style.after(&body, cursor)? {
+            After::Next(next) => Page {
+                body,
+                next: Some(next),
+                resume: None,
+            },
+            After::Done { resume } => Page {
+                body,
+                next: None,
+                resume,
+            },
+        })
+    }
+
+    /// Every page from `start` on, in order; stops at the first error.
+    pub fn pages(
+        &self,
+        start: Option<String>,
+    ) -> impl Stream<Item = Result<Page, ConnectorError>> + Send + '_ {
+        futures::stream::try_unfold(Some(start), move |state| async move {
+            let Some(cursor) = state else {
+                return Ok(None);
+            };
+            let page = self.page(cursor.as_deref()).await?;
+            let next = page.next.clone().map(Some);
+            Ok(Some((page, next)))
+        })
+    }
+
+    /// The items at `pointer` of at most `max_pages` pages from the first one; `true` with
+    /// them when the listing was complete.
+    pub async fn items<T: DeserializeOwned>(
+        &self,
+        pointer: &str,
+        max_pages: usize,
+    ) -> Result<(Vec<T>, bool), ConnectorError> {
+        let pages: Vec<Page> = self.pages(None).take(max_pages).try_collect().await?;
+        let complete = pages.last().is_none_or(Page::is_last);
+        let mut items = Vec::new();
+        for page in &pages {
+            items.extend(page.items::<T>(pointer)?);
+        }
+        Ok((items, complete))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::kit::SourceAuth;
+    use crate::http::policy::NetworkPolicy;
+    use crate::http::GuardedClient;
+    use axum::extract::{Query, State};
+    use axum::Json;
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use url::Url;
+
+    fn after(style: &PageStyle, body: Value, cursor: Option<&str>) -> After {
+        style.after(&body, cursor).unwrap()
+    }
+
+    fn next(cursor: &str) -> After {
+        After::Next(cursor.into())
+    }
+
+    const DONE: After = After::Done { resume: None };
+
+    #[test]
+    fn slack_cursor_ends_on_an_empty_next_cursor() {
+        let style = PageStyle::SLACK;
+        assert_eq!(
+            after(
+                &style,
+                json!({"ok": true, "response_metadata": {"next_cursor": "dGVhbTpD"}}),
+                None
+            ),
+            next("dGVhbTpD")
+        );
+        assert_eq!(
+            after(
+                &style,
+                json!({"ok": true, "response_metadata": {"next_cursor": ""}}),
+                Some("x")
+            ),
+            DONE
+        );
+        assert_eq!(after(&style, json!({"ok": true}), Some("x")), DONE);
+    }
+
+    #[test]
+    fn notion_and_dropbox_cursors_follow_has_more() {
+        assert_eq!(
+            after(
+                &PageStyle::NOTION,
+                json!({"has_more": true, "next_cursor": "c2"}),
+                None
+            ),
+            next("c2")
+        );
+        assert_eq!(
+            after(
+                &PageStyle::NOTION,
+                json!({"has_more": false, "next_cursor": null}),
+                Some("c2")
+            ),
+            DONE
+        );
+        assert!(
+            PageStyle::NOTION
+                .after(&json!({"has_more": true, "next_cursor": null}), None)
+                .is_err(),
+            "more without a cursor"
+        );
+        assert_eq!(
+            after(
+                &PageStyle::DROPBOX,
+                json!({"has_more": false, "cursor": "AAE-end"}),
+                Some("AAE-1")
+            ),
+            After::Done {
+                resume: Some("AAE-end".into())
+            },
+            "Dropbox's last cursor continues later"
+        );
+    }
+
+    #[test]
+    fn google_page_token() {
+        assert_eq!(
+            after(
+                &PageStyle::GOOGLE,
+                json!({"files": [], "nextPageToken": "t2"}),
+                None
+            ),
+            next("t2")
+        );
+        assert_eq!(
+            after(&PageStyle::GOOGLE, json!({"files": []}), Some("t2")),
+            DONE
+        );
+        assert!(PageStyle::GOOGLE
+            .after(&json!({"nextPageToken": 7}), None)
+            .is_err());
+    }
+
+    #[test]
+    fn graph_next_link_then_delta_link() {
+        assert_eq!(
+            after(
+                &PageStyle::GRAPH,
+                json!({"value": [], "@odata.nextLink": "https://graph.microsoft.com/v1.0/drives/d/root/delta?token=2"}),
+                None
+            ),
+            next("https://graph.microsoft.com/v1.0/drives/d/root/delta?token=2")
+        );
+        assert_eq!(
+            after(
+                &PageStyle::GRAPH,
+                json!({"value": [], "@odata.deltaLink": "https://graph.microsoft.com/v1.0/drives/d/root/delta?token=9"}),
+                Some("p")
+            ),
+            After::Done {
+                resume: Some("https://graph.microsoft.com/v1.0/drives/d/root/delta?token=9".into())
+            }
+        );
+    }
+
+    #[test]
+    fn atlassian_next_is_relative_to_links_base() {
+        let body = json!({"results": [], "_links": {"base": "https://acme.atlassian.net/wiki", "next": "/rest/api/content?cursor=abc"}});
+        assert_eq!(
+            after(&PageStyle::ATLASSIAN, body, None),
+            next("https://acme.atlassian.net/wiki/rest/api/content?cursor=abc")
+        );
+        assert_eq!(
+            after(
+                &PageStyle::ATLASSIAN,
+                json!({"results": [], "_links": {"base": "x"}}),
+                None
+            ),
+            DONE
+        );
+    }
+
+    #[test]
+    fn jira_offsets_advance_by_the_items_seen_until_total() {
+        let style = PageStyle::offset("/comments");
+        assert_eq!(
+            after(&style, json!({"comments": [1, 2], "total": 5}), None),
+            next("2")
+        );
+        assert_eq!(
+            after(&style, json!({"comments": [3, 4], "total": 5}), Some("2")),
+            next("4")
+        );
+        assert_eq!(
+            after(&style, json!({"comments": [5], "total": 5}), Some("4")),
+            DONE
+        );
+        assert_eq!(
+            after(&style, json!({"comments": [], "total": 9}), Some("4")),
+            DONE,
+            "an empty page ends"
+        );
+        assert!(matches!(
+            style.after(&json!({"comments": []}), Some("x")),
+            Err(ConnectorError::Checkpoint(_))
+        ));
+    }
+
+    #[test]
+    fn a_listing_that_does_not_advance_is_an_error() {
+        assert!(PageStyle::GOOGLE
+            .after(&json!({"nextPageToken": "same"}), Some("same"))
+            .is_err());
+    }
+
+    /// 7 items served 3 per page by cursor (`?cursor=<offset>`), counting requests.
+    async fn server() -> (Url, Arc<AtomicUsize>) {
+        async fn list(
+            State(hits): State<Arc<AtomicUsize>>,
+            Query(query): Query<HashMap<String, String>>,
+        ) -> Json<Value> {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let start: usize = query.get("cursor").map_or(0, |c| c.parse().unwrap());
+            let items: Vec<usize> = (start..(start + 3).min(7)).collect();
+            let next = if start + 3 < 7 {
+                (start + 3).to_string()
+            } else {
+                String::new()
+            };
+            Json(json!({"ok": true, "items": items, "response_metadata": {"next_cursor": next}}))
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new()
+            .route("/api/list", axum::routing::get(list))
+            .with_state(hits.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (Url::parse(&format!("http://{address}/api")).unwrap(), hits)
+    }
+
+    fn api(base: Url) -> ApiClient {
+        let http = GuardedClient::with_policy(NetworkPolicy::allow_private()).unwrap();
+        ApiClient::new(
+            "Fake",
+            http,
+            base,
+            SourceAuth::Bearer(crate::connectors::kit::AccessToken::new("t")),
+        )
+    }
+
+    fn lister(api: ApiClient) -> Paginator<impl PageRequest> {
+        Paginator::new(
+            api,
+            PageStyle::SLACK,
+            |api: &ApiClient, cursor: Option<&str>| {
+                Ok(api.get(api.url("/list")?).query_opt("cursor", cursor))
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn pages_stream_until_the_last() {
+        let (base, hits) = server().await;
+        let paginator = lister(api(base));
+        let pages: Vec<Page> = paginator.pages(None).try_collect().await.unwrap();
+        assert_eq!(pages.len(), 3);
+        let items: Vec<usize> = pages
+            .iter()
+            .flat_map(|page| page.items::<usize>("/items").unwrap())
+            .collect();
+        assert_eq!(items, (0..7).collect::<Vec<_>>());
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn one_page_from_a_stored_cursor() {
+        let (base, hits) = server().await;
+        let paginator = lister(api(base));
+        let page = paginator.page(Some("3")).await.unwrap();
+        assert_eq!(page.items::<usize>("/items").unwrap(), vec![3, 4, 5]);
+        assert_eq!(page.next.as_deref(), Some("6"));
+        let last = paginator.page(page.next.as_deref()).await.unwrap();
+        assert!(last.is_last());
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn items_stop_at_max_pages_and_say_so() {
+        let (base, _) = server().await;
+        let paginator = lister(api(base));
+        let (items, complete) = paginator.items::<usize>("/items", 2).await.unwrap();
+        assert_eq!(items, vec![0, 1, 2, 3, 4, 5]);
+        assert!(!complete);
+        let (all, complete) = paginator.items::<usize>("/items", 10).await.unwrap();
+        assert_eq!(all.len(), 7);
+        assert!(complete);
+    }
+}
