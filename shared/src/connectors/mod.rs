@@ -6,7 +6,11 @@
 //! (`shared::sync`) drives any connector the same way.
 
 #[cfg(feature = "sync")]
+mod authorized;
+#[cfg(feature = "sync")]
 pub mod confluence;
+#[cfg(feature = "sync")]
+pub mod convert;
 pub mod document;
 #[cfg(feature = "sync")]
 pub mod jira;
@@ -67,12 +71,6 @@ pub fn build(
     retry: crate::http::RetryPolicy,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     let invalid = |error: serde_json::Error| ConnectorError::Config(error.to_string());
-    if let Credentials::Connection { provider } = &credentials {
-        return Err(ConnectorError::Config(format!(
-            "{} does not accept a {provider} connection",
-            source.as_str()
-        )));
-    }
     Ok(match source {
         SourceKind::Jira => Box::new(jira::JiraConnector::new(
             connector_id,
@@ -215,17 +213,6 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Adds the Authorization header (inline credentials; [`build`] refuses a connection
-    /// until the source takes a [`kit::SourceAuth`]).
-    #[cfg(feature = "sync")]
-    pub fn apply(&self, request: crate::http::GuardedRequest) -> crate::http::GuardedRequest {
-        match self {
-            Credentials::Basic { email, api_token } => request.basic_auth(email, Some(api_token)),
-            Credentials::Bearer { token } => request.bearer_auth(token),
-            Credentials::Connection { .. } => request,
-        }
-    }
-
     /// The authorisation a connector applies: inline credentials as they are, a connection
     /// through `connections` (none configured: the connector fails closed on first use).
     #[cfg(feature = "sync")]

@@ -21,9 +21,9 @@ mod retry;
 pub(crate) use client::error_chain;
 #[cfg(feature = "crawl")]
 pub use client::{ClientOptions, Followed, GuardedClient, GuardedRequest, HttpError};
-#[cfg(feature = "crawl")]
-pub use retry::send_with_retry;
 pub use retry::RetryPolicy;
+#[cfg(feature = "crawl")]
+pub use retry::{send_with_retry, send_with_retry_async};
 
 pub const USER_AGENT: &str = concat!("tributary/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -72,20 +72,35 @@ pub async fn send_with_retry(
     build: impl Fn() -> super::GuardedRequest,
     policy: &RetryPolicy,
 ) -> Result<reqwest::Response, super::HttpError> {
+    send_with_retry_async(|| std::future::ready(Ok(build())), policy).await
+}
+
+/// [`send_with_retry`] whose requests are made asynchronously, once per attempt (so each
+/// attempt can be authorised with the credential current at that moment); an error making
+/// the request ends the call.
+#[cfg(feature = "crawl")]
+pub async fn send_with_retry_async<F, E>(
+    build: impl Fn() -> F,
+    policy: &RetryPolicy,
+) -> Result<reqwest::Response, E>
+where
+    F: std::future::Future<Output = Result<super::GuardedRequest, E>>,
+    E: From<super::HttpError>,
+{
     let mut waited = Duration::ZERO;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = build().send().await;
+        let result = build().await?.send().await;
         let wait = match &result {
             Ok(response) if retryable_status(response.status()) => {
                 retry_after(response).unwrap_or_else(|| backoff(policy, attempt))
             }
             Err(error) if error.is_timeout() || error.is_connect() => backoff(policy, attempt),
-            _ => return result,
+            _ => return result.map_err(E::from),
         };
         if attempt >= policy.max_attempts || waited + wait > policy.budget {
-            return result;
+            return result.map_err(E::from);
         }
         tracing::info!(
             attempt,
