@@ -19,11 +19,9 @@ use crate::connectors::ConnectorError;
 use crate::http::{GuardedClient, GuardedRequest, HttpError, RetryPolicy};
 
 /// Longest provider message quoted in an error.
-pub const MAX_MESSAGE_CHARS: usize = 300;
+pub const MAX_MESSAGE_CHARS: usize = 500;
 /// Largest answer [`ApiCall::send`] buffers (downloads use [`ApiCall::send_stream`]).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-/// Throttled attempts of one call before it gives up, whatever the waits.
-const MAX_THROTTLED_ATTEMPTS: u32 = 10;
 
 /// Pulls a human-readable message out of an error body (never the whole body).
 pub type MessageExtractor = fn(&[u8]) -> String;
@@ -289,17 +287,15 @@ impl ApiCall {
     }
 
     /// Sends and hands back a successful answer unread, to stream (file downloads).
-    /// `Ok(None)`: a redirect went somewhere the network policy or hop filter refuses
-    /// (leave the file out). Unsuccessful statuses are errors.
-    pub async fn send_stream(self) -> Result<Option<reqwest::Response>, ConnectorError> {
-        match self.execute(true).await? {
-            Outcome::Stream(response) => Ok(Some(response)),
+    pub async fn send_stream(self) -> Result<Download, ConnectorError> {
+        Ok(match self.execute(true).await? {
+            Outcome::Stream(response) => Download::Body(response),
             Outcome::RefusedHop(error) => {
                 tracing::warn!(%error, "redirect refused; answer left out");
-                Ok(None)
+                Download::RefusedHop
             }
-            Outcome::Buffered(response) => Err(response.error()),
-        }
+            Outcome::Buffered(response) => Download::Failed(response),
+        })
     }
 
     fn describe(&self) -> String {
@@ -389,15 +385,16 @@ impl ApiCall {
                 Answer::Body(body) => body,
                 Answer::Stream(_) => &[],
             };
+            let attempts_left = attempt < api.retry.max_attempts;
             if let Some((throttle, wait)) =
                 api.governor
                     .observe(&bucket, status, &headers, body, throttled + 1)
             {
-                if throttle.refused {
+                // Out of attempts, the throttled answer itself is the result (an error
+                // of its status); out of budget, the wait is handed to the caller.
+                if throttle.refused && attempts_left {
                     throttled += 1;
-                    if throttled > MAX_THROTTLED_ATTEMPTS
-                        || throttle_waited + wait > api.governor.budget()
-                    {
+                    if throttle_waited + wait > api.governor.budget() {
                         return Err(ConnectorError::RateLimited {
                             message: format!("{} throttled {what}", api.provider),
                             retry_after: wait,
@@ -426,7 +423,7 @@ impl ApiCall {
             if self.idempotent && retryable_status(status) {
                 let wait = retry_after(&headers, chrono::Utc::now())
                     .unwrap_or_else(|| backoff(api.retry.base_delay, api.retry.max_delay, attempt));
-                if attempt < api.retry.max_attempts && retry_waited + wait <= api.retry.budget {
+                if attempts_left && retry_waited + wait <= api.retry.budget {
                     tracing::info!(attempt, %status, wait_ms = wait.as_millis() as u64, "retrying a source call");
                     tokio::time::sleep(wait).await;
                     retry_waited += wait;
@@ -446,6 +443,17 @@ impl ApiCall {
             });
         }
     }
+}
+
+/// The answer to [`ApiCall::send_stream`].
+#[derive(Debug)]
+pub enum Download {
+    /// A successful answer, its body unread.
+    Body(reqwest::Response),
+    /// An unsuccessful answer, buffered ([`ApiResponse::error`]).
+    Failed(ApiResponse),
+    /// A redirect went where the network policy or the call's hop filter refuses.
+    RefusedHop,
 }
 
 enum Answer {
@@ -494,7 +502,7 @@ impl ApiResponse {
             .map_err(|error| ConnectorError::Protocol(format!("{}: not JSON ({error})", self.what)))
     }
 
-    /// The provider's message in an error body (bounded).
+    /// The provider's message in an error body (at most [`MAX_MESSAGE_CHARS`]).
     pub fn message(&self) -> String {
         truncate(&(self.messages)(&self.body), MAX_MESSAGE_CHARS)
     }
@@ -756,6 +764,23 @@ mod tests {
             1,
             "the governor holds later calls back"
         );
+    }
+
+    #[tokio::test]
+    async fn throttled_past_the_attempts_is_the_429_as_unavailable() {
+        let (base, script) = server(vec![(
+            429,
+            vec![("retry-after", "0".into())],
+            String::new(),
+        )])
+        .await;
+        let api = client(base, basic());
+        let error = api
+            .get_json::<Value>(api.url("/items").unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ConnectorError::Unavailable(_)), "{error:?}");
+        assert_eq!(script.hits.load(Ordering::SeqCst), 3, "max_attempts");
     }
 
     #[tokio::test]

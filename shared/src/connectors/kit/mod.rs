@@ -8,7 +8,8 @@
 //!   chain `.query(..)`, `.json_body(&body)?`, `.header(..)`, `.bucket(..)`, `.what(..)`,
 //!   `.idempotent()`, then `.json::<T>().await` (success parsed, anything else a
 //!   [`ConnectorError`]), `.send().await` (the buffered [`ApiResponse`] whatever its status,
-//!   for sources that treat e.g. 404 specially) or `.send_stream().await` (downloads).
+//!   for sources that treat e.g. 404 specially) or `.send_stream().await` (downloads:
+//!   a [`Download`], the body unread).
 //!   Every attempt is authorised, waits on the governor, is retried while throttled
 //!   (within the governor's budget, else [`ConnectorError::RateLimited`] with the wait),
 //!   retried on 408/5xx/network errors when idempotent (GET/PUT/DELETE, or marked), and
@@ -47,7 +48,7 @@ pub mod governor;
 pub mod paginate;
 
 pub use auth::{AccessToken, AccessTokenSource, ConnectionResolver, SourceAuth};
-pub use client::{ApiCall, ApiClient, ApiResponse};
+pub use client::{ApiCall, ApiClient, ApiResponse, Download};
 pub use governor::{Governor, Throttle, ThrottleScope, ThrottleShape};
 pub use paginate::{After, Page, PageRequest, PageStyle, Paginator};
 
