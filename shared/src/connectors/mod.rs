@@ -6,8 +6,6 @@
 //! (`shared::sync`) drives any connector the same way.
 
 #[cfg(feature = "sync")]
-mod authorized;
-#[cfg(feature = "sync")]
 pub mod confluence;
 #[cfg(feature = "sync")]
 pub mod convert;

@@ -555,11 +555,11 @@ pub fn refused_hop(error: &HttpError) -> bool {
         )
 }
 
-/// Network trouble as a connector error: refused by policy = configuration, unreadable =
-/// protocol, the rest = unavailable (try again later).
+/// Network trouble as a connector error: refused by policy or unbuildable = configuration,
+/// unreadable = protocol, the rest = unavailable (try again later).
 pub fn transport_error(error: impl Into<HttpError>, what: &str) -> ConnectorError {
     let error = error.into();
-    if error.is_refusal() {
+    if error.is_refusal() || error.is_builder() {
         ConnectorError::Config(format!("{what}: {error}"))
     } else if error.is_decode() || refused_hop(&error) {
         ConnectorError::Protocol(format!("{what}: {error}"))

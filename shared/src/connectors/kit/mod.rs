@@ -50,7 +50,7 @@ pub mod paginate;
 pub use auth::{AccessToken, AccessTokenSource, ConnectionResolver, SourceAuth};
 pub use client::{ApiCall, ApiClient, ApiResponse, Download};
 pub use governor::{Governor, Throttle, ThrottleScope, ThrottleShape};
-pub use paginate::{After, Page, PageRequest, PageStyle, Paginator};
+pub use paginate::{After, Collected, End, Page, PageRequest, PageStyle, Paginator};
 
 #[cfg(doc)]
 use super::{BuildContext, ConnectorError};

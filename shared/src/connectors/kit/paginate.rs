@@ -6,11 +6,13 @@
 //! Cursors are plain strings (a provider cursor, a page token, an absolute next link or
 //! an offset), so they go into checkpoints as they are.
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::client::{ApiCall, ApiClient};
+use reqwest::StatusCode;
+
+use super::client::{ApiCall, ApiClient, ApiResponse};
 use crate::connectors::ConnectorError;
 
 /// Where the next page is found in an answer. Fields are JSON pointers (`/a/b`).
@@ -238,8 +240,23 @@ impl<F: PageRequest> Paginator<F> {
 
     /// Exactly one page, from a stored cursor: one checkpointed step of a sync.
     pub async fn page(&self, cursor: Option<&str>) -> Result<Page, ConnectorError> {
-        let body: Value = (self.request)(&self.api, cursor)?.json().await?;
-        Ok(match self.style.after(&body, cursor)? {
+        self.try_page(cursor)
+            .await?
+            .map_err(|failed| failed.error())
+    }
+
+    /// Like [`Paginator::page`], but an unsuccessful answer is handed back as it is (for
+    /// sources that read a status, e.g. 404 as "gone").
+    pub async fn try_page(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Result<Page, ApiResponse>, ConnectorError> {
+        let response = (self.request)(&self.api, cursor)?.send().await?;
+        if !response.status.is_success() {
+            return Ok(Err(response));
+        }
+        let body: Value = response.json()?;
+        Ok(Ok(match self.style.after(&body, cursor)? {
             After::Next(next) => Page {
                 body,
                 next: Some(next),
@@ -250,7 +267,7 @@ impl<F: PageRequest> Paginator<F> {
                 next: None,
                 resume,
             },
-        })
+        }))
     }
 
     /// Every page from `start` on, in order; stops at the first error.
@@ -275,13 +292,71 @@ impl<F: PageRequest> Paginator<F> {
         pointer: &str,
         max_pages: usize,
     ) -> Result<(Vec<T>, bool), ConnectorError> {
-        let pages: Vec<Page> = self.pages(None).take(max_pages).try_collect().await?;
-        let complete = pages.last().is_none_or(Page::is_last);
+        let collected = self.collect(max_pages, None).await?;
+        Ok((collected.items(pointer)?, collected.end == End::Complete))
+    }
+
+    /// At most `max_pages` pages from the first; a page answering `gone` (e.g. 404: the
+    /// parent was deleted meanwhile) ends the listing there, keeping the pages before it.
+    pub async fn collect(
+        &self,
+        max_pages: usize,
+        gone: Option<StatusCode>,
+    ) -> Result<Collected, ConnectorError> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let page = match self.try_page(cursor.as_deref()).await? {
+                Ok(page) => page,
+                Err(failed) if Some(failed.status) == gone => {
+                    return Ok(Collected {
+                        pages,
+                        end: End::Gone,
+                    })
+                }
+                Err(failed) => return Err(failed.error()),
+            };
+            cursor = page.next.clone();
+            pages.push(page);
+            if cursor.is_none() {
+                return Ok(Collected {
+                    pages,
+                    end: End::Complete,
+                });
+            }
+        }
+        Ok(Collected {
+            pages,
+            end: End::Truncated,
+        })
+    }
+}
+
+/// The pages [`Paginator::collect`] read and why it stopped.
+#[derive(Debug)]
+pub struct Collected {
+    pub pages: Vec<Page>,
+    pub end: End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The last page was read.
+    Complete,
+    /// `max_pages` were read and more follow.
+    Truncated,
+    /// A page answered the `gone` status.
+    Gone,
+}
+
+impl Collected {
+    /// The items at `pointer` of every page, in order.
+    pub fn items<T: DeserializeOwned>(&self, pointer: &str) -> Result<Vec<T>, ConnectorError> {
         let mut items = Vec::new();
-        for page in &pages {
+        for page in &self.pages {
             items.extend(page.items::<T>(pointer)?);
         }
-        Ok((items, complete))
+        Ok(items)
     }
 }
 
@@ -293,6 +368,7 @@ mod tests {
     use crate::http::GuardedClient;
     use axum::extract::{Query, State};
     use axum::Json;
+    use futures::TryStreamExt;
     use serde_json::json;
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -529,6 +605,39 @@ mod tests {
         let last = paginator.page(page.next.as_deref()).await.unwrap();
         assert!(last.is_last());
         assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn collect_ends_at_a_gone_status() {
+        let (base, _) = server().await;
+        let missing = Paginator::new(
+            api(base.clone()),
+            PageStyle::SLACK,
+            |api: &ApiClient, cursor: Option<&str>| {
+                Ok(api
+                    .get(api.url("/nothing-here")?)
+                    .query_opt("cursor", cursor))
+            },
+        );
+        let gone = missing
+            .collect(5, Some(StatusCode::NOT_FOUND))
+            .await
+            .unwrap();
+        assert_eq!((gone.pages.len(), gone.end), (0, End::Gone));
+        assert!(matches!(
+            missing.page(None).await,
+            Err(ConnectorError::Protocol(_))
+        ));
+        assert!(matches!(
+            missing.collect(5, None).await,
+            Err(ConnectorError::Protocol(_))
+        ));
+        let all = lister(api(base))
+            .collect(5, Some(StatusCode::NOT_FOUND))
+            .await
+            .unwrap();
+        assert_eq!((all.pages.len(), all.end), (3, End::Complete));
+        assert_eq!(all.items::<usize>("/items").unwrap().len(), 7);
     }
 
     #[tokio::test]
