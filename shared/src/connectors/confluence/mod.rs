@@ -83,10 +83,13 @@ impl ConfluenceConnector {
         config.validate()?;
         let wiki_root = format!("{}wiki", config.base_url);
         // One rate state per site and connector: Atlassian limits are per user.
-        let governor = Governor::shared(
+        // Throttle waits stay within the retry budget, as before the kit: a longer wait
+        // defers the sync (ConnectorError::RateLimited) instead of holding the invocation.
+        let governor = Governor::shared_with_budget(
             SOURCE,
             &format!("{wiki_root}#{connector_id}"),
             ThrottleShape::Standard,
+            retry.budget,
         );
         let api = ApiClient::new("Confluence", http, config.base_url.clone(), auth.into())
             .with_retry(retry)

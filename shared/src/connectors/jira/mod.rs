@@ -85,10 +85,13 @@ impl JiraConnector {
         config.validate()?;
         let base = config.base_url.as_str().trim_end_matches('/').to_owned();
         // One rate state per site and connector: Atlassian limits are per user.
-        let governor = Governor::shared(
+        // Throttle waits stay within the retry budget, as before the kit: a longer wait
+        // defers the sync (ConnectorError::RateLimited) instead of holding the invocation.
+        let governor = Governor::shared_with_budget(
             SOURCE,
             &format!("{base}#{connector_id}"),
             ThrottleShape::Standard,
+            retry.budget,
         );
         let api = ApiClient::new("Jira", http, config.base_url.clone(), auth.into())
             .with_retry(retry)

@@ -301,6 +301,16 @@ impl Governor {
     /// credential (a connection `"<workspace>/<provider>"`, or the connector id for inline
     /// credentials), so concurrent syncs with the same token share one rate state.
     pub fn shared(provider: &str, key: &str, shape: ThrottleShape) -> Self {
+        Self::shared_with_budget(provider, key, shape, DEFAULT_BUDGET)
+    }
+
+    /// [`Governor::shared`] with a budget (the first caller's budget holds for all).
+    pub fn shared_with_budget(
+        provider: &str,
+        key: &str,
+        shape: ThrottleShape,
+        budget: Duration,
+    ) -> Self {
         static REGISTRY: OnceLock<Registry> = OnceLock::new();
         let registry = REGISTRY.get_or_init(Registry::default);
         let mut map = registry.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -309,7 +319,7 @@ impl Governor {
         if let Some(inner) = map.get(&id).and_then(Weak::upgrade) {
             return Self { inner };
         }
-        let governor = Self::new(shape);
+        let governor = Self::with_budget(shape, budget);
         map.insert(id, Arc::downgrade(&governor.inner));
         governor
     }
