@@ -286,7 +286,9 @@ impl ApiCall {
         }
     }
 
-    /// Sends and hands back a successful answer unread, to stream (file downloads).
+    /// Sends and hands back a successful answer unread, to stream (file downloads). A
+    /// successful answer's body is not classified (Slack's throttling-in-a-200 is not
+    /// seen here; file downloads do not answer that way).
     pub async fn send_stream(self) -> Result<Download, ConnectorError> {
         Ok(match self.execute(true).await? {
             Outcome::Stream(response) => Download::Body(response),
@@ -800,6 +802,62 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(value["ok"], true);
+        assert_eq!(script.hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_google_permission_403_is_unauthorized_at_once_a_quota_403_is_retried() {
+        let denied =
+            serde_json::json!({"error": {"code": 403, "message": "Insufficient Permission",
+            "errors": [{"reason": "insufficientPermissions"}]}})
+            .to_string();
+        let quota = serde_json::json!({"error": {"code": 403, "errors": [{"reason": "userRateLimitExceeded"}]}}).to_string();
+        let (base, script) = server(vec![(403, vec![], denied)]).await;
+        let api = client(base, basic()).with_governor(Governor::new(ThrottleShape::Google));
+        let error = api
+            .get_json::<Value>(api.url("/files").unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, ConnectorError::Unauthorized(m) if m.contains("Insufficient Permission")),
+            "{error:?}"
+        );
+        assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+
+        let (base, script) = server(vec![
+            (403, vec![("retry-after", "0".into())], quota),
+            ok(r#"{"files": []}"#),
+        ])
+        .await;
+        let api = client(base, basic()).with_governor(Governor::new(ThrottleShape::Google));
+        api.get_json::<Value>(api.url("/files").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(script.hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_discord_exhausted_bucket_delays_the_next_call_on_it() {
+        let headers = vec![
+            ("x-ratelimit-bucket", "b1".to_owned()),
+            ("x-ratelimit-remaining", "0".to_owned()),
+            ("x-ratelimit-reset-after", "0.3".to_owned()),
+        ];
+        let (base, script) = server(vec![(200, headers, "[]".into())]).await;
+        let api = client(base, SourceAuth::Bearer(AccessToken::new("bot")))
+            .with_governor(Governor::new(ThrottleShape::Discord));
+        let url = api.url("/channels/1/messages").unwrap();
+        let start = std::time::Instant::now();
+        api.get_json::<Value>(url.clone()).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_millis(300),
+            "the answer itself is good"
+        );
+        api.get_json::<Value>(url).await.unwrap();
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "the next call waited for the reset"
+        );
         assert_eq!(script.hits.load(Ordering::SeqCst), 2);
     }
 
