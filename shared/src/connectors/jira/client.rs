@@ -101,6 +101,8 @@ impl JiraConnector {
         }
     }
 
+    /// One page of the enhanced JQL search, from a page token (one pull or one listing
+    /// step). 400: Jira refused the JQL or the token.
     pub(super) async fn search(
         &self,
         jql: &str,
@@ -110,24 +112,31 @@ impl JiraConnector {
     ) -> Result<SearchPage, SearchFailure> {
         const WHAT: &str = "the issue search";
         let mut url = self.url("/rest/api/3/search/jql")?;
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("jql", jql);
-            query.append_pair("fields", fields);
-            query.append_pair("maxResults", &max_results.to_string());
-            if let Some(token) = token {
-                query.append_pair("nextPageToken", token);
+        url.query_pairs_mut()
+            .append_pair("jql", jql)
+            .append_pair("fields", fields)
+            .append_pair("maxResults", &max_results.to_string());
+        let pages = Paginator::new(
+            self.api.clone(),
+            PageStyle::JIRA_SEARCH,
+            move |api: &ApiClient, token: Option<&str>| {
+                Ok(api
+                    .get(url.clone())
+                    .what(WHAT)
+                    .query_opt("nextPageToken", token))
+            },
+        );
+        let page = match pages.try_page(token).await? {
+            Ok(page) => page,
+            Err(failed) if failed.status == StatusCode::BAD_REQUEST => {
+                return Err(SearchFailure::Rejected(failed.message()))
             }
-        }
-        let response = self.get(&url, WHAT).await?;
-        if response.status == StatusCode::BAD_REQUEST {
-            return Err(SearchFailure::Rejected(response.message()));
-        }
-        let body = json_body(response)?;
+            Err(failed) => return Err(SearchFailure::Other(failed.error())),
+        };
         let protocol = |message: &str| {
             SearchFailure::Other(ConnectorError::Protocol(format!("{WHAT}: {message}")))
         };
-        let issues = match body.get("issues") {
+        let issues = match page.body.get("issues") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(issues)) => issues
                 .iter()
@@ -140,24 +149,16 @@ impl JiraConnector {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(protocol("issues is not a list")),
         };
-        let next = match body.get("nextPageToken") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(token)) if !token.is_empty() && token.len() <= MAX_TOKEN_CHARS => {
-                Some(token.clone())
-            }
-            Some(_) => return Err(protocol("nextPageToken is not a usable string")),
-        };
-        let last = match body.get("isLast") {
-            None | Some(Value::Null) => next.is_none(),
-            Some(Value::Bool(last)) => *last,
-            Some(_) => return Err(protocol("isLast is not a boolean")),
-        };
-        if !last && next.is_none() {
-            return Err(protocol("more pages follow but there is no nextPageToken"));
+        if page
+            .next
+            .as_ref()
+            .is_some_and(|next| next.len() > MAX_TOKEN_CHARS)
+        {
+            return Err(protocol("nextPageToken is not a usable string"));
         }
         Ok(SearchPage {
             issues,
-            next: if last { None } else { next },
+            next: page.next,
         })
     }
 

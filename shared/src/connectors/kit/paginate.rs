@@ -25,6 +25,12 @@ pub enum PageStyle {
         cursor: &'static str,
         has_more: Option<&'static str>,
     },
+    /// A page token with an explicit last-page flag (Jira search: `nextPageToken` +
+    /// `isLast`); no flag: the last page is the one without a token.
+    TokenUntilLast {
+        token: &'static str,
+        is_last: &'static str,
+    },
     /// A link to the next page. `resume`: the link the last page carries to continue from
     /// in a later sync (Graph `@odata.deltaLink`). `base`: the field relative links are
     /// relative to (Atlassian `_links.base`); otherwise relative to the API base.
@@ -75,6 +81,12 @@ impl PageStyle {
         base: Some("/_links/base"),
     };
 
+    /// Jira's enhanced search (`/rest/api/3/search/jql`): `nextPageToken` until `isLast`.
+    pub const JIRA_SEARCH: PageStyle = PageStyle::TokenUntilLast {
+        token: "/nextPageToken",
+        is_last: "/isLast",
+    };
+
     /// Jira-style `startAt`/`maxResults`/`total` over the list at `items`.
     pub const fn offset(items: &'static str) -> PageStyle {
         PageStyle::Offset {
@@ -105,6 +117,21 @@ impl PageStyle {
                     (false, resume) => After::Done {
                         resume: resume.filter(|_| has_more.is_some()),
                     },
+                }
+            }
+            PageStyle::TokenUntilLast { token, is_last } => {
+                let found = string_at(body, token)?;
+                let last = match body.pointer(is_last) {
+                    None | Some(Value::Null) => found.is_none(),
+                    Some(Value::Bool(last)) => *last,
+                    Some(_) => return Err(protocol(is_last, "is not a boolean")),
+                };
+                match (last, found) {
+                    (true, _) => After::Done { resume: None },
+                    (false, Some(next)) => After::Next(next),
+                    (false, None) => {
+                        return Err(protocol(token, "is missing but more pages follow"))
+                    }
                 }
             }
             PageStyle::NextLink { next, resume, base } => match string_at(body, next)? {

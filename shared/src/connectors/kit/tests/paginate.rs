@@ -100,6 +100,31 @@ fn google_page_token() {
 }
 
 #[test]
+fn jira_search_token_until_is_last() {
+    let style = PageStyle::JIRA_SEARCH;
+    assert_eq!(
+        after(
+            &style,
+            json!({"issues": [], "nextPageToken": "t2", "isLast": false}),
+            None
+        ),
+        next("t2")
+    );
+    assert_eq!(
+        after(
+            &style,
+            json!({"issues": [], "nextPageToken": "t3", "isLast": true}),
+            Some("t2")
+        ),
+        DONE,
+        "isLast wins over a token"
+    );
+    assert_eq!(after(&style, json!({"issues": []}), Some("t2")), DONE);
+    assert!(style.after(&json!({"isLast": false}), None).is_err());
+    assert!(style.after(&json!({"isLast": "no"}), None).is_err());
+}
+
+#[test]
 fn graph_next_link_then_delta_link() {
     assert_eq!(
         after(
