@@ -1,9 +1,11 @@
 //! Data sources and the document model they produce.
 //!
-//! A source is one module implementing [`Connector`]: it validates its configuration,
-//! tests its credentials, pulls documents in checkpointed batches and lists every current
-//! source id (the slim listing that deletions are computed from). The sync engine
-//! (`shared::sync`) drives any connector the same way.
+//! A source is one folder (`jira/`, `confluence/`: `config.rs`, `client.rs`,
+//! `checkpoint.rs`, `convert.rs`, the [`Connector`] impl in `mod.rs`) implementing
+//! [`Connector`]: it validates its configuration, tests its credentials, pulls documents in
+//! checkpointed batches and lists every current source id (the slim listing that deletions
+//! are computed from). Formats more than one source meets are converted in [`convert`]. The
+//! sync engine (`shared::sync`) drives any connector the same way.
 
 #[cfg(feature = "sync")]
 pub mod confluence;

@@ -1,11 +1,11 @@
 //! A Confluence page or blog post (its storage-format body and metadata) as a document.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use super::super::convert::storage::{convert, StorageContext};
 use super::super::document::Document;
-use super::api::Content;
+use super::api::{Content, Version};
 use super::{ConfluenceConnector, SOURCE};
 
 impl ConfluenceConnector {
@@ -48,49 +48,10 @@ impl ConfluenceConnector {
             (None, _) => body,
         };
 
-        let mut metadata = Map::new();
-        metadata.insert("type".into(), json!(content.kind));
-        metadata.insert("space_key".into(), json!(space_key));
-        metadata.insert(
-            "space_name".into(),
-            json!(content
-                .space
-                .as_ref()
-                .and_then(|space| space.name.as_deref())),
-        );
-        metadata.insert(
-            "ancestors".into(),
-            json!(content
-                .ancestors
-                .iter()
-                .filter_map(|ancestor| ancestor.title.as_deref())
-                .collect::<Vec<_>>()),
-        );
-        metadata.insert(
-            "labels".into(),
-            json!(content
-                .metadata
-                .as_ref()
-                .and_then(|metadata| metadata.labels.as_ref())
-                .map(|labels| labels
-                    .results
-                    .iter()
-                    .filter_map(|label| label.name.as_deref())
-                    .collect::<Vec<_>>())
-                .unwrap_or_default()),
-        );
-        metadata.insert("version".into(), json!(version.number));
         let updated_at = when
             .with_timezone(&Utc)
             .to_rfc3339_opts(SecondsFormat::AutoSi, true);
-        metadata.insert("last_modified".into(), json!(updated_at));
-        metadata.insert(
-            "author".into(),
-            json!(version
-                .by
-                .as_ref()
-                .and_then(|by| by.display_name.as_deref().or(by.public_name.as_deref()))),
-        );
+        let metadata = metadata(content, version, &updated_at);
 
         Ok(Document {
             id: Document::stable_id(&self.scope, &content.id),
@@ -109,6 +70,57 @@ impl ConfluenceConnector {
             acl: vec![],
         })
     }
+}
+
+/// The content's facts: type, space, ancestors, labels, version, time and author.
+fn metadata(content: &Content, version: &Version, updated_at: &str) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    metadata.insert("type".into(), json!(content.kind));
+    metadata.insert(
+        "space_key".into(),
+        json!(content
+            .space
+            .as_ref()
+            .and_then(|space| space.key.as_deref())),
+    );
+    metadata.insert(
+        "space_name".into(),
+        json!(content
+            .space
+            .as_ref()
+            .and_then(|space| space.name.as_deref())),
+    );
+    metadata.insert(
+        "ancestors".into(),
+        json!(content
+            .ancestors
+            .iter()
+            .filter_map(|ancestor| ancestor.title.as_deref())
+            .collect::<Vec<_>>()),
+    );
+    metadata.insert(
+        "labels".into(),
+        json!(content
+            .metadata
+            .as_ref()
+            .and_then(|metadata| metadata.labels.as_ref())
+            .map(|labels| labels
+                .results
+                .iter()
+                .filter_map(|label| label.name.as_deref())
+                .collect::<Vec<_>>())
+            .unwrap_or_default()),
+    );
+    metadata.insert("version".into(), json!(version.number));
+    metadata.insert("last_modified".into(), json!(updated_at));
+    metadata.insert(
+        "author".into(),
+        json!(version
+            .by
+            .as_ref()
+            .and_then(|by| by.display_name.as_deref().or(by.public_name.as_deref()))),
+    );
+    metadata
 }
 
 /// A heading's text on one line.

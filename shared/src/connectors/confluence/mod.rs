@@ -25,7 +25,7 @@ mod convert;
 #[cfg(test)]
 mod tests;
 
-use chrono::DateTime;
+use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
 use serde_json::Value;
 use url::Url;
@@ -161,48 +161,12 @@ impl Connector for ConfluenceConnector {
         let links_base = self.links_base(page.links.base.as_deref());
 
         let mut max_modified = state.max_modified;
-        let mut documents = Vec::with_capacity(page.results.len());
-        let mut failures = Vec::new();
-        for raw in page.results {
-            let Some(id) = content_id(&raw) else {
-                tracing::warn!("a search result without an id was skipped");
-                continue;
-            };
-            let when = raw
-                .pointer("/version/when")
-                .and_then(Value::as_str)
-                .and_then(|when| DateTime::parse_from_rfc3339(when).ok());
-            if let Some(when) = when {
-                if max_modified.is_none_or(|max| when > max) {
-                    max_modified = Some(when);
-                }
-            }
-            let converted = serde_json::from_value::<Content>(raw)
-                .map_err(|error| format!("unreadable content: {}", shape(&error)))
-                .and_then(|content| self.document(&content, &links_base));
-            match converted {
-                Ok(document) => documents.push(document),
-                Err(error) => {
-                    tracing::warn!(source_id = %id, %error, "confluence content skipped");
-                    failures.push(DocumentFailure {
-                        source_id: id,
-                        error,
-                    });
-                }
-            }
-        }
-
-        if self.config.attachments {
-            let results: Vec<Result<Document, ConnectorError>> =
-                futures::stream::iter(documents.into_iter().map(|mut document| async move {
-                    self.add_attachments(&mut document).await?;
-                    Ok(document)
-                }))
-                .buffered(ATTACHMENT_CONCURRENCY)
-                .collect()
-                .await;
-            documents = results.into_iter().collect::<Result<_, _>>()?;
-        }
+        let (documents, failures) = self.documents(page.results, &links_base, &mut max_modified);
+        let documents = if self.config.attachments {
+            self.with_attachments(documents).await?
+        } else {
+            documents
+        };
 
         let next = match page.links.next.as_deref() {
             Some(next) => Some(self.resolve_next(&links_base, next)?),
@@ -258,6 +222,65 @@ impl Connector for ConfluenceConnector {
             None => None,
         };
         Ok(IdPage { source_ids, next })
+    }
+}
+
+impl ConfluenceConnector {
+    /// The search results as documents (or failures), each one's `version.when` offered to
+    /// `max_modified`.
+    fn documents(
+        &self,
+        results: Vec<Value>,
+        links_base: &str,
+        max_modified: &mut Option<DateTime<FixedOffset>>,
+    ) -> (Vec<Document>, Vec<DocumentFailure>) {
+        let mut documents = Vec::with_capacity(results.len());
+        let mut failures = Vec::new();
+        for raw in results {
+            let Some(id) = content_id(&raw) else {
+                tracing::warn!("a search result without an id was skipped");
+                continue;
+            };
+            let when = raw
+                .pointer("/version/when")
+                .and_then(Value::as_str)
+                .and_then(|when| DateTime::parse_from_rfc3339(when).ok());
+            if let Some(when) = when {
+                if max_modified.is_none_or(|max| when > max) {
+                    *max_modified = Some(when);
+                }
+            }
+            let converted = serde_json::from_value::<Content>(raw)
+                .map_err(|error| format!("unreadable content: {}", shape(&error)))
+                .and_then(|content| self.document(&content, links_base));
+            match converted {
+                Ok(document) => documents.push(document),
+                Err(error) => {
+                    tracing::warn!(source_id = %id, %error, "confluence content skipped");
+                    failures.push(DocumentFailure {
+                        source_id: id,
+                        error,
+                    });
+                }
+            }
+        }
+        (documents, failures)
+    }
+
+    /// The documents with their attachments, a few pages at a time.
+    async fn with_attachments(
+        &self,
+        documents: Vec<Document>,
+    ) -> Result<Vec<Document>, ConnectorError> {
+        let results: Vec<Result<Document, ConnectorError>> =
+            futures::stream::iter(documents.into_iter().map(|mut document| async move {
+                self.add_attachments(&mut document).await?;
+                Ok(document)
+            }))
+            .buffered(ATTACHMENT_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 }
 

@@ -96,6 +96,45 @@ impl Checkpoint {
     }
 }
 
+/// Where a pull resumes: the window's start (`None`: unwindowed) and the page token within
+/// it (`None`: the window's first page).
+pub(super) fn resume(
+    state: Option<Checkpoint>,
+    overlap_minutes: u32,
+) -> Result<(Option<String>, Option<String>), ConnectorError> {
+    Ok(match state {
+        // The very first pass: everything in scope.
+        None => (None, None),
+        // Within a pass.
+        Some(Checkpoint {
+            window_since,
+            next_page_token: Some(token),
+            ..
+        }) => (window_since, Some(token)),
+        // A pass that lost its place: restart its window.
+        Some(Checkpoint {
+            window_since: Some(since),
+            next_page_token: None,
+            ..
+        }) => (Some(since), None),
+        // Between passes: a new window from the newest update seen, minus the overlap.
+        Some(Checkpoint {
+            window_since: None,
+            next_page_token: None,
+            max_updated,
+            ..
+        }) => {
+            let since = match max_updated {
+                Some(max) => Some(window_start(&max, overlap_minutes).ok_or_else(|| {
+                    ConnectorError::Checkpoint("max_updated is out of range".into())
+                })?),
+                None => None,
+            };
+            (since, None)
+        }
+    })
+}
+
 /// The newest `updated` seen: parsed for comparing, verbatim for the checkpoint.
 #[derive(Default)]
 pub(super) struct Newest(Option<(DateTime<FixedOffset>, String)>);

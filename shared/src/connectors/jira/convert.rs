@@ -173,91 +173,15 @@ impl JiraConnector {
         let created = issue.created.as_ref().map(utc_string);
 
         let mut markdown = format!("# {title}\n\n");
-        let project = match (&issue.project_key, &issue.project_name) {
-            (Some(key), Some(name)) if key != name => format!("{key} ({name})"),
-            (Some(key), _) => key.clone(),
-            (None, Some(name)) => name.clone(),
-            (None, None) => "unknown".into(),
-        };
-        let mut facts = vec![
-            format!("- **Project:** {project}"),
-            format!(
-                "- **Type:** {}",
-                issue.issue_type.as_deref().unwrap_or("unknown")
-            ),
-            format!(
-                "- **Status:** {}",
-                issue.status.as_deref().unwrap_or("unknown")
-            ),
-            format!(
-                "- **Assignee:** {}",
-                issue.assignee.as_deref().unwrap_or("Unassigned")
-            ),
-            format!(
-                "- **Reporter:** {}",
-                issue.reporter.as_deref().unwrap_or("unknown")
-            ),
-        ];
-        if !issue.labels.is_empty() {
-            facts.push(format!("- **Labels:** {}", issue.labels.join(", ")));
-        }
-        if let Some(created) = &created {
-            facts.push(format!("- **Created:** {created}"));
-        }
-        facts.push(format!("- **Updated:** {updated}"));
-        markdown.push_str(&facts.join("\n"));
-        markdown.push('\n');
-
+        markdown.push_str(&facts(issue, created.as_deref(), &updated));
         let description = adf_to_markdown(issue.description);
         if !description.is_empty() {
             markdown.push('\n');
             markdown.push_str(&description);
             markdown.push('\n');
         }
-
-        if !comments.is_empty() {
-            markdown.push_str("\n## Comments\n");
-            for comment in comments {
-                let author = string_at(comment, &["author", "displayName"]).unwrap_or("Unknown");
-                let when = comment
-                    .get("created")
-                    .and_then(Value::as_str)
-                    .and_then(parse_jira_time)
-                    .map(|time| utc_string(&time))
-                    .unwrap_or_else(|| "unknown date".into());
-                markdown.push_str(&format!("\n### {author} · {when}\n"));
-                let body = adf_to_markdown(comment.get("body").unwrap_or(&Value::Null));
-                if !body.is_empty() {
-                    markdown.push('\n');
-                    markdown.push_str(&body);
-                    markdown.push('\n');
-                }
-            }
-        }
-
-        if !attachments.is_empty() {
-            markdown.push_str("\n## Attachments\n");
-            for attachment in attachments {
-                let fence = fence_for(&attachment.text, '`');
-                let text = attachment.text.trim_end_matches(['\n', '\r']);
-                markdown.push_str(&format!(
-                    "\n### {}\n\n{fence}{}\n{text}\n{fence}\n",
-                    one_line(&attachment.filename),
-                    attachment.language
-                ));
-            }
-        }
-
-        let mut metadata = Map::new();
-        metadata.insert("key".into(), json!(issue.key));
-        metadata.insert("project".into(), json!(issue.project_key));
-        metadata.insert("status".into(), json!(issue.status));
-        metadata.insert("issue_type".into(), json!(issue.issue_type));
-        metadata.insert("labels".into(), json!(issue.labels));
-        metadata.insert("created".into(), json!(created));
-        metadata.insert("updated".into(), json!(updated));
-        metadata.insert("assignee".into(), json!(issue.assignee));
-        metadata.insert("reporter".into(), json!(issue.reporter));
+        markdown.push_str(&comments_section(comments));
+        markdown.push_str(&attachments_section(attachments));
 
         Document {
             id: Document::stable_id(&self.scope, &issue.id),
@@ -266,11 +190,107 @@ impl JiraConnector {
             title: Some(title),
             url: Some(format!("{}/browse/{}", self.base, issue.key)),
             markdown,
-            metadata,
+            metadata: metadata(issue, created, &updated),
             updated_at: updated,
             acl: Vec::new(),
         }
     }
+}
+
+/// The issue's facts as a bullet list (newline-terminated).
+fn facts(issue: &Issue<'_>, created: Option<&str>, updated: &str) -> String {
+    let project = match (&issue.project_key, &issue.project_name) {
+        (Some(key), Some(name)) if key != name => format!("{key} ({name})"),
+        (Some(key), _) => key.clone(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => "unknown".into(),
+    };
+    let mut facts = vec![
+        format!("- **Project:** {project}"),
+        format!(
+            "- **Type:** {}",
+            issue.issue_type.as_deref().unwrap_or("unknown")
+        ),
+        format!(
+            "- **Status:** {}",
+            issue.status.as_deref().unwrap_or("unknown")
+        ),
+        format!(
+            "- **Assignee:** {}",
+            issue.assignee.as_deref().unwrap_or("Unassigned")
+        ),
+        format!(
+            "- **Reporter:** {}",
+            issue.reporter.as_deref().unwrap_or("unknown")
+        ),
+    ];
+    if !issue.labels.is_empty() {
+        facts.push(format!("- **Labels:** {}", issue.labels.join(", ")));
+    }
+    if let Some(created) = created {
+        facts.push(format!("- **Created:** {created}"));
+    }
+    facts.push(format!("- **Updated:** {updated}"));
+    let mut markdown = facts.join("\n");
+    markdown.push('\n');
+    markdown
+}
+
+/// `## Comments` with one `###` per comment (author · date), or nothing.
+fn comments_section(comments: &[Value]) -> String {
+    if comments.is_empty() {
+        return String::new();
+    }
+    let mut markdown = String::from("\n## Comments\n");
+    for comment in comments {
+        let author = string_at(comment, &["author", "displayName"]).unwrap_or("Unknown");
+        let when = comment
+            .get("created")
+            .and_then(Value::as_str)
+            .and_then(parse_jira_time)
+            .map(|time| utc_string(&time))
+            .unwrap_or_else(|| "unknown date".into());
+        markdown.push_str(&format!("\n### {author} · {when}\n"));
+        let body = adf_to_markdown(comment.get("body").unwrap_or(&Value::Null));
+        if !body.is_empty() {
+            markdown.push('\n');
+            markdown.push_str(&body);
+            markdown.push('\n');
+        }
+    }
+    markdown
+}
+
+/// `## Attachments` with each text attachment as a fenced block, or nothing.
+fn attachments_section(attachments: &[AttachmentText]) -> String {
+    if attachments.is_empty() {
+        return String::new();
+    }
+    let mut markdown = String::from("\n## Attachments\n");
+    for attachment in attachments {
+        let fence = fence_for(&attachment.text, '`');
+        let text = attachment.text.trim_end_matches(['\n', '\r']);
+        markdown.push_str(&format!(
+            "\n### {}\n\n{fence}{}\n{text}\n{fence}\n",
+            one_line(&attachment.filename),
+            attachment.language
+        ));
+    }
+    markdown
+}
+
+fn metadata(issue: &Issue<'_>, created: Option<String>, updated: &str) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    metadata.insert("key".into(), json!(issue.key));
+    metadata.insert("project".into(), json!(issue.project_key));
+    metadata.insert("status".into(), json!(issue.status));
+    metadata.insert("issue_type".into(), json!(issue.issue_type));
+    metadata.insert("labels".into(), json!(issue.labels));
+    metadata.insert("created".into(), json!(created));
+    metadata.insert("updated".into(), json!(updated));
+    metadata.insert("assignee".into(), json!(issue.assignee));
+    metadata.insert("reporter".into(), json!(issue.reporter));
+    metadata
 }
 
 /// The fence language of an attachment we read, or `None` for types we leave out.

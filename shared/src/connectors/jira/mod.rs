@@ -34,11 +34,12 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::document::Document;
 use super::kit::{ApiClient, Governor, SourceAuth, ThrottleShape};
 use super::{Batch, Connector, ConnectorError, DocumentFailure, IdPage};
 use crate::http::{GuardedClient, RetryPolicy};
-use checkpoint::{window_start, Checkpoint, Newest, CHECKPOINT_VERSION};
-use client::{json_body, SearchFailure};
+use checkpoint::{resume, Checkpoint, Newest, CHECKPOINT_VERSION};
+use client::{json_body, SearchFailure, SearchPage};
 use convert::{id_of, labels_of};
 
 pub use super::convert::adf_to_markdown;
@@ -140,124 +141,29 @@ impl Connector for JiraConnector {
                 .as_ref()
                 .and_then(|state| state.max_updated.as_deref()),
         );
-        let (window, token) = match state {
-            // The very first pass: everything in scope.
-            None => (None, None),
-            // Within a pass.
-            Some(Checkpoint {
-                window_since,
-                next_page_token: Some(token),
-                ..
-            }) => (window_since, Some(token)),
-            // A pass that lost its place: restart its window.
-            Some(Checkpoint {
-                window_since: Some(since),
-                next_page_token: None,
-                ..
-            }) => (Some(since), None),
-            // Between passes: a new window from the newest update seen, minus the overlap.
-            Some(Checkpoint {
-                window_since: None,
-                next_page_token: None,
-                max_updated,
-                ..
-            }) => {
-                let since = match max_updated {
-                    Some(max) => Some(
-                        window_start(&max, self.config.overlap_minutes()).ok_or_else(|| {
-                            ConnectorError::Checkpoint("max_updated is out of range".into())
-                        })?,
-                    ),
-                    None => None,
-                };
-                (since, None)
-            }
-        };
-
-        let jql = self.window_jql(window.as_deref());
-        let batch_size = self.config.batch_size();
-        let page = match self.search(&jql, "id", batch_size, token.as_deref()).await {
-            Err(SearchFailure::Rejected(_)) if token.is_some() => {
-                // Page tokens expire; the window's start is known, so start it again.
-                tracing::warn!("Jira refused the page token; restarting the sync window");
-                self.search(&jql, "id", batch_size, None).await
-            }
-            other => other,
-        };
-        let page = match page {
-            Ok(page) => page,
-            Err(SearchFailure::Rejected(messages)) => {
-                return Err(ConnectorError::Config(format!(
-                    "Jira rejected the JQL: {messages}"
-                )))
-            }
-            Err(SearchFailure::Other(error)) => return Err(error),
-        };
-
+        let (window, token) = resume(state, self.config.overlap_minutes())?;
+        let page = self.window_page(window.as_deref(), token).await?;
         let ids: Vec<String> = page.issues.into_iter().map(|(id, _)| id).collect();
-        let mut documents = Vec::new();
-        let mut failures = Vec::new();
-        let mut skipped = 0usize;
-        if !ids.is_empty() {
-            let (issues, issue_errors) = self.bulk_fetch(&ids).await?;
-            failures.extend(issue_errors);
-            let mut by_id: HashMap<String, Value> = issues
-                .into_iter()
-                .filter_map(|issue| id_of(&issue).map(|id| (id, issue)))
-                .collect();
-            for id in &ids {
-                let Some(raw) = by_id.remove(id) else {
-                    // Deleted or hidden since the search, or reported in issueErrors.
-                    continue;
-                };
-                if let Some(updated) = raw
-                    .get("fields")
-                    .and_then(|fields| fields.get("updated"))
-                    .and_then(Value::as_str)
-                {
-                    newest.offer(updated);
-                }
-                if self.config.skips(&labels_of(raw.get("fields"))) {
-                    skipped += 1;
-                    continue;
-                }
-                match self.convert(&raw).await? {
-                    Ok(document) => documents.push(document),
-                    Err(error) => failures.push(DocumentFailure {
-                        source_id: id.clone(),
-                        error,
-                    }),
-                }
-            }
-        }
-
+        let pulled = self.issues(&ids, &mut newest).await?;
         let done = page.next.is_none();
-        let checkpoint = if done {
-            Checkpoint {
-                v: CHECKPOINT_VERSION,
-                window_since: None,
-                next_page_token: None,
-                max_updated: newest.raw(),
-            }
-        } else {
-            Checkpoint {
-                v: CHECKPOINT_VERSION,
-                window_since: window,
-                next_page_token: page.next,
-                max_updated: newest.raw(),
-            }
+        let checkpoint = Checkpoint {
+            v: CHECKPOINT_VERSION,
+            // A finished pass forgets its window: the next one starts from `max_updated`.
+            window_since: if done { None } else { window },
+            next_page_token: page.next,
+            max_updated: newest.raw(),
         };
         tracing::debug!(
             listed = ids.len(),
-            documents = documents.len(),
-            failures = failures.len(),
-            skipped,
+            documents = pulled.documents.len(),
+            failures = pulled.failures.len(),
+            skipped = pulled.skipped,
             done,
             "Jira batch"
         );
         Ok(Batch {
-            documents,
-            failures,
+            documents: pulled.documents,
+            failures: pulled.failures,
             checkpoint: checkpoint.to_value(),
             done,
         })
@@ -291,5 +197,81 @@ impl Connector for JiraConnector {
             ))),
             Err(SearchFailure::Other(error)) => Err(error),
         }
+    }
+}
+
+/// The documents of one page of issue ids.
+#[derive(Default)]
+struct Pulled {
+    documents: Vec<Document>,
+    failures: Vec<DocumentFailure>,
+    /// Left out by `skip_labels` (the JQL let them through, e.g. labels differing in case).
+    skipped: usize,
+}
+
+impl JiraConnector {
+    /// One page of the window's search; a refused page token restarts the window.
+    async fn window_page(
+        &self,
+        window: Option<&str>,
+        token: Option<String>,
+    ) -> Result<SearchPage, ConnectorError> {
+        let jql = self.window_jql(window);
+        let batch_size = self.config.batch_size();
+        let page = match self.search(&jql, "id", batch_size, token.as_deref()).await {
+            Err(SearchFailure::Rejected(_)) if token.is_some() => {
+                // Page tokens expire; the window's start is known, so start it again.
+                tracing::warn!("Jira refused the page token; restarting the sync window");
+                self.search(&jql, "id", batch_size, None).await
+            }
+            other => other,
+        };
+        match page {
+            Ok(page) => Ok(page),
+            Err(SearchFailure::Rejected(messages)) => Err(ConnectorError::Config(format!(
+                "Jira rejected the JQL: {messages}"
+            ))),
+            Err(SearchFailure::Other(error)) => Err(error),
+        }
+    }
+
+    /// The issues `ids` fetched and converted in order, each one's `updated` offered to
+    /// `newest` (skipped ones too, so the next window starts after them).
+    async fn issues(&self, ids: &[String], newest: &mut Newest) -> Result<Pulled, ConnectorError> {
+        let mut pulled = Pulled::default();
+        if ids.is_empty() {
+            return Ok(pulled);
+        }
+        let (issues, issue_errors) = self.bulk_fetch(ids).await?;
+        pulled.failures.extend(issue_errors);
+        let mut by_id: HashMap<String, Value> = issues
+            .into_iter()
+            .filter_map(|issue| id_of(&issue).map(|id| (id, issue)))
+            .collect();
+        for id in ids {
+            let Some(raw) = by_id.remove(id) else {
+                // Deleted or hidden since the search, or reported in issueErrors.
+                continue;
+            };
+            if let Some(updated) = raw
+                .get("fields")
+                .and_then(|fields| fields.get("updated"))
+                .and_then(Value::as_str)
+            {
+                newest.offer(updated);
+            }
+            if self.config.skips(&labels_of(raw.get("fields"))) {
+                pulled.skipped += 1;
+                continue;
+            }
+            match self.convert(&raw).await? {
+                Ok(document) => pulled.documents.push(document),
+                Err(error) => pulled.failures.push(DocumentFailure {
+                    source_id: id.clone(),
+                    error,
+                }),
+            }
+        }
+        Ok(pulled)
     }
 }

@@ -118,54 +118,11 @@ pub(super) fn render_block(node: &Value, depth: usize) -> Vec<String> {
             return render_blocks(children(node), next);
         }
         "paragraph" => render_inline(children(node), next).trim().to_owned(),
-        "heading" => {
-            let level = attr(node, "level")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
-                .clamp(1, 6) as usize;
-            let text = single_line(&render_inline(children(node), next));
-            if text.is_empty() {
-                String::new()
-            } else {
-                format!("{} {text}", "#".repeat(level))
-            }
-        }
+        "heading" => render_heading(node, next),
         "bulletList" | "orderedList" | "taskList" | "decisionList" => render_list(node, next),
-        "codeBlock" => {
-            let code: String = children(node)
-                .iter()
-                .filter_map(|child| child.get("text").and_then(Value::as_str))
-                .collect();
-            let language: String = attr_str(node, "language")
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '#' | '_' | '.'))
-                .take(32)
-                .collect();
-            let fence = fence_for(&code, '`');
-            format!(
-                "{fence}{language}\n{}\n{fence}",
-                code.trim_end_matches(['\n', '\r'])
-            )
-        }
+        "codeBlock" => render_code_block(node),
         "blockquote" => quote(&join_blocks(render_blocks(children(node), next))),
-        "panel" => {
-            let mut blocks = Vec::new();
-            let label = match attr_str(node, "panelType") {
-                Some("info") => Some("Info"),
-                Some("note") => Some("Note"),
-                Some("warning") => Some("Warning"),
-                Some("success") => Some("Success"),
-                Some("error") => Some("Error"),
-                Some("tip") => Some("Tip"),
-                _ => None,
-            };
-            if let Some(label) = label {
-                blocks.push(format!("**{label}:**"));
-            }
-            blocks.extend(render_blocks(children(node), next));
-            quote(&join_blocks(blocks))
-        }
+        "panel" => render_panel(node, next),
         "expand" | "nestedExpand" => {
             let mut blocks = Vec::new();
             if let Some(title) = attr_str(node, "title") {
@@ -176,22 +133,7 @@ pub(super) fn render_block(node: &Value, depth: usize) -> Vec<String> {
         }
         "rule" => "---".to_owned(),
         "table" => render_table(node, next),
-        "mediaSingle" | "mediaGroup" => {
-            let mut blocks = Vec::new();
-            for child in children(node) {
-                match node_type(child) {
-                    "media" | "mediaInline" => blocks.push(media_placeholder(child)),
-                    "caption" => {
-                        let caption = single_line(&render_inline(children(child), next));
-                        if !caption.is_empty() {
-                            blocks.push(format!("*{caption}*"));
-                        }
-                    }
-                    _ => blocks.extend(render_block(child, next)),
-                }
-            }
-            join_blocks(blocks)
-        }
+        "mediaSingle" | "mediaGroup" => render_media(node, next),
         "media" => media_placeholder(node),
         "blockCard" | "embedCard" => card_link(node).unwrap_or_default(),
         "extension" => String::new(),
@@ -205,6 +147,76 @@ pub(super) fn render_block(node: &Value, depth: usize) -> Vec<String> {
     } else {
         vec![block]
     }
+}
+
+fn render_heading(node: &Value, depth: usize) -> String {
+    let level = attr(node, "level")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .clamp(1, 6) as usize;
+    let text = single_line(&render_inline(children(node), depth));
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("{} {text}", "#".repeat(level))
+    }
+}
+
+/// A fenced block longer than any backtick run in the code, its language reduced to
+/// characters that cannot end the info string.
+fn render_code_block(node: &Value) -> String {
+    let code: String = children(node)
+        .iter()
+        .filter_map(|child| child.get("text").and_then(Value::as_str))
+        .collect();
+    let language: String = attr_str(node, "language")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '#' | '_' | '.'))
+        .take(32)
+        .collect();
+    let fence = fence_for(&code, '`');
+    format!(
+        "{fence}{language}\n{}\n{fence}",
+        code.trim_end_matches(['\n', '\r'])
+    )
+}
+
+/// A panel as a blockquote headed by its kind.
+fn render_panel(node: &Value, depth: usize) -> String {
+    let mut blocks = Vec::new();
+    let label = match attr_str(node, "panelType") {
+        Some("info") => Some("Info"),
+        Some("note") => Some("Note"),
+        Some("warning") => Some("Warning"),
+        Some("success") => Some("Success"),
+        Some("error") => Some("Error"),
+        Some("tip") => Some("Tip"),
+        _ => None,
+    };
+    if let Some(label) = label {
+        blocks.push(format!("**{label}:**"));
+    }
+    blocks.extend(render_blocks(children(node), depth));
+    quote(&join_blocks(blocks))
+}
+
+/// Media as placeholders (or images for external URLs), captions in italics.
+fn render_media(node: &Value, depth: usize) -> String {
+    let mut blocks = Vec::new();
+    for child in children(node) {
+        match node_type(child) {
+            "media" | "mediaInline" => blocks.push(media_placeholder(child)),
+            "caption" => {
+                let caption = single_line(&render_inline(children(child), depth));
+                if !caption.is_empty() {
+                    blocks.push(format!("*{caption}*"));
+                }
+            }
+            _ => blocks.extend(render_block(child, depth)),
+        }
+    }
+    join_blocks(blocks)
 }
 
 /// A list of any kind, nested lists indented under their item.

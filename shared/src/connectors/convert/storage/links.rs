@@ -45,67 +45,7 @@ impl Renderer<'_> {
 
         let (href, fallback) = match resource {
             None => (None, element.attribute("ac:anchor").map(str::to_owned)),
-            Some(resource) => {
-                let space = resource
-                    .attribute("ri:space-key")
-                    .or(self.context.space_key);
-                match resource.name.as_str() {
-                    "ri:page" => {
-                        let title = resource.attribute("ri:content-title");
-                        let href = match (space, title) {
-                            (Some(space), Some(title)) => self.wiki_url(&["display", space, title]),
-                            _ => None,
-                        };
-                        (href, title.map(str::to_owned))
-                    }
-                    "ri:blog-post" => {
-                        let title = resource.attribute("ri:content-title");
-                        let day = resource.attribute("ri:posting-day");
-                        let href = match (space, day, title) {
-                            (Some(space), Some(day), Some(title)) => {
-                                let mut segments = vec!["display", space];
-                                segments.extend(day.split('/'));
-                                segments.push(title);
-                                self.wiki_url(&segments)
-                            }
-                            _ => None,
-                        };
-                        (href, title.map(str::to_owned))
-                    }
-                    "ri:attachment" => (
-                        self.attachment_url(resource),
-                        resource.attribute("ri:filename").map(str::to_owned),
-                    ),
-                    "ri:url" => (
-                        resource
-                            .attribute("ri:value")
-                            .and_then(|value| self.absolute(value)),
-                        resource.attribute("ri:value").map(str::to_owned),
-                    ),
-                    "ri:space" => {
-                        let key = resource.attribute("ri:space-key");
-                        (
-                            key.and_then(|key| self.wiki_url(&["spaces", key])),
-                            key.map(str::to_owned),
-                        )
-                    }
-                    "ri:content-entity" => {
-                        let id = resource.attribute("ri:content-id");
-                        (
-                            id.and_then(|id| {
-                                let mut url =
-                                    Url::parse(&self.wiki_url(&["pages", "viewpage.action"])?)
-                                        .ok()?;
-                                url.query_pairs_mut().append_pair("pageId", id);
-                                Some(url.to_string())
-                            }),
-                            None,
-                        )
-                    }
-                    "ri:user" => (None, Some("@user".to_owned())),
-                    _ => (None, None),
-                }
-            }
+            Some(resource) => self.link_target(resource),
         };
         let text = match (body, fallback) {
             (Some(body), _) => body,
@@ -121,6 +61,68 @@ impl Renderer<'_> {
                 .push_str(&format!("<a href=\"{}\">{text}</a>", escape_html(&href))),
             None => self.out.push_str(&text),
         }
+    }
+
+    /// Where a link's resource points, and the text to show when the link has no body.
+    fn link_target(&self, resource: &XmlElement) -> (Option<String>, Option<String>) {
+        let space = resource
+            .attribute("ri:space-key")
+            .or(self.context.space_key);
+        let title = resource.attribute("ri:content-title");
+        match resource.name.as_str() {
+            "ri:page" => {
+                let href = match (space, title) {
+                    (Some(space), Some(title)) => self.wiki_url(&["display", space, title]),
+                    _ => None,
+                };
+                (href, title.map(str::to_owned))
+            }
+            "ri:blog-post" => {
+                let day = resource.attribute("ri:posting-day");
+                let href = match (space, day, title) {
+                    (Some(space), Some(day), Some(title)) => {
+                        let mut segments = vec!["display", space];
+                        segments.extend(day.split('/'));
+                        segments.push(title);
+                        self.wiki_url(&segments)
+                    }
+                    _ => None,
+                };
+                (href, title.map(str::to_owned))
+            }
+            "ri:attachment" => (
+                self.attachment_url(resource),
+                resource.attribute("ri:filename").map(str::to_owned),
+            ),
+            "ri:url" => (
+                resource
+                    .attribute("ri:value")
+                    .and_then(|value| self.absolute(value)),
+                resource.attribute("ri:value").map(str::to_owned),
+            ),
+            "ri:space" => {
+                let key = resource.attribute("ri:space-key");
+                (
+                    key.and_then(|key| self.wiki_url(&["spaces", key])),
+                    key.map(str::to_owned),
+                )
+            }
+            "ri:content-entity" => (
+                resource
+                    .attribute("ri:content-id")
+                    .and_then(|id| self.page_id_url(id)),
+                None,
+            ),
+            "ri:user" => (None, Some("@user".to_owned())),
+            _ => (None, None),
+        }
+    }
+
+    /// `<site>/wiki/pages/viewpage.action?pageId=<id>`.
+    fn page_id_url(&self, id: &str) -> Option<String> {
+        let mut url = Url::parse(&self.wiki_url(&["pages", "viewpage.action"])?).ok()?;
+        url.query_pairs_mut().append_pair("pageId", id);
+        Some(url.to_string())
     }
 
     pub(super) fn image(&mut self, element: &XmlElement) {

@@ -9,6 +9,7 @@
 //! here.
 
 mod links;
+mod macros;
 mod render;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Storage-format elements rewritten into the plain HTML htmd converts: HTML passed
 //! through with a few attributes, macros, tasks, layouts and tables (links, images and
-//! emoticons in [`super::links`]).
+//! emoticons in [`super::links`], macros in [`super::macros`]).
 
 use super::xml::{escape_html, XmlElement, XmlNode};
 use super::StorageContext;
@@ -225,100 +225,6 @@ impl Renderer<'_> {
             self.children(body);
         }
         self.out.push_str("</li>");
-    }
-
-    pub(super) fn macro_(&mut self, element: &XmlElement) {
-        let name = element
-            .attribute("ac:name")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let parameter = |wanted: &str| {
-            element
-                .elements()
-                .filter(|child| child.name == "ac:parameter")
-                .find(|child| {
-                    child
-                        .attribute("ac:name")
-                        .is_some_and(|key| key.eq_ignore_ascii_case(wanted))
-                })
-                .map(|child| child.text().trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
-        let rich = element.child("ac:rich-text-body");
-        let plain = element.child("ac:plain-text-body");
-        match name.as_str() {
-            "code" | "noformat" => {
-                if let Some(title) = parameter("title") {
-                    self.out
-                        .push_str(&format!("<p><strong>{}</strong></p>", escape_html(&title)));
-                }
-                let language = parameter("language").filter(|language| {
-                    language.chars().all(|c| {
-                        c.is_ascii_alphanumeric() || matches!(c, '+' | '#' | '-' | '_' | '.')
-                    })
-                });
-                let code = plain.or(rich).map(XmlElement::text).unwrap_or_default();
-                let code = code.trim_matches('\n');
-                match language {
-                    Some(language) => self.out.push_str(&format!(
-                        "<pre><code class=\"language-{}\">",
-                        language.to_ascii_lowercase()
-                    )),
-                    None => self.out.push_str("<pre><code>"),
-                }
-                self.out.push_str(&escape_html(code));
-                self.out.push_str("</code></pre>");
-            }
-            "info" | "note" | "warning" | "tip" | "panel" | "success" | "error" => {
-                let label = match name.as_str() {
-                    "info" => "Info",
-                    "note" => "Note",
-                    "warning" => "Warning",
-                    "tip" => "Tip",
-                    "success" => "Success",
-                    "error" => "Error",
-                    _ => "",
-                };
-                let heading = match (label, parameter("title")) {
-                    ("", Some(title)) => title,
-                    ("", None) => String::new(),
-                    (label, Some(title)) => format!("{label}: {title}"),
-                    (label, None) => label.to_owned(),
-                };
-                self.out.push_str("<blockquote>");
-                if !heading.is_empty() {
-                    self.out.push_str(&format!(
-                        "<p><strong>{}</strong></p>",
-                        escape_html(&heading)
-                    ));
-                }
-                match (rich, plain) {
-                    (Some(rich), _) => self.children(rich),
-                    (None, Some(plain)) => self.plain_paragraph(&plain.text()),
-                    (None, None) => {}
-                }
-                self.out.push_str("</blockquote>");
-            }
-            "expand" => {
-                let title = parameter("title").unwrap_or_else(|| "Details".to_owned());
-                self.out
-                    .push_str(&format!("<p><strong>{}</strong></p>", escape_html(&title)));
-                self.body(rich, plain);
-            }
-            "status" => {
-                if let Some(title) = parameter("title") {
-                    self.out
-                        .push_str(&format!("<code>{}</code>", escape_html(&title)));
-                }
-            }
-            "jira" => {
-                if let Some(key) = parameter("key") {
-                    self.out.push_str(&escape_html(&key));
-                }
-            }
-            // Anything else degrades to its body (navigation macros have none).
-            _ => self.body(rich, plain),
-        }
     }
 
     pub(super) fn body(&mut self, rich: Option<&XmlElement>, plain: Option<&XmlElement>) {
