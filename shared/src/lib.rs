@@ -9,6 +9,8 @@ pub mod connectors;
 pub mod crawl;
 #[cfg(any(feature = "oauth", feature = "crawl"))]
 pub mod http;
+#[cfg(feature = "sync")]
+pub mod integrations;
 pub mod mail;
 pub mod queue;
 pub mod services;

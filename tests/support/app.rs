@@ -214,6 +214,29 @@ pub fn sync_engine_with_sinks(
     (engine, queue)
 }
 
+/// The provider-connection routes' state over `table`: these providers, the test vault key,
+/// and callbacks under `public_url` (None: the address the app binds).
+pub fn integration_state(
+    table: Arc<dyn Table>,
+    providers: tributary::integrations::Integrations,
+    public_url: Option<reqwest::Url>,
+) -> integration_login::IntegrationState {
+    let vault = tributary::vault::Vault::from_hex(TEST_ENCRYPTION_KEY).expect("test key");
+    let http = tributary::integrations::setup::token_http_client().expect("token client");
+    let connections = tributary::integrations::ConnectionService::new(
+        providers,
+        table.clone(),
+        vault,
+        tributary::integrations::TokenClient::new(http),
+        tributary::integrations::RefreshPolicy::default(),
+    );
+    integration_login::IntegrationState::new(
+        connections,
+        tributary::store::connect_states::ConnectStates::new(table),
+        public_url,
+    )
+}
+
 async fn spawn_with_policy(services: Services, sign_in: SignIn, policy: NetworkPolicy) -> TestApp {
     let (crawls, crawl_queue) = crawl_engine(services.table.clone(), policy);
     let (syncs, sync_queue) = sync_engine(services.table.clone());
@@ -224,6 +247,11 @@ async fn spawn_with_policy(services: Services, sign_in: SignIn, policy: NetworkP
         tributary_local::Engines {
             crawls: crawls.clone(),
             syncs: syncs.clone(),
+            integrations: integration_state(
+                services.table.clone(),
+                tributary::integrations::Integrations::default(),
+                None,
+            ),
         },
         "127.0.0.1:0".parse().unwrap(),
     )

@@ -19,7 +19,8 @@
 //! - `GET /rest/api/3/attachment/content/{id}` → 303 to `/media/file/{id}?token=..`, which
 //!   serves the bytes without authentication (like Atlassian's media service).
 //!
-//! Every API call needs `Authorization: Basic base64(EMAIL:API_TOKEN)` (401 otherwise).
+//! Every API call needs `Authorization: Basic base64(EMAIL:API_TOKEN)` (401 otherwise), or
+//! a bearer token that [`FakeJira::accept_bearer`]'s check accepts (an OAuth connection).
 //! Errors are Jira's `{"errorMessages": [..], "errors": {}}`.
 //!
 //! Issues are generated deterministically: ids 10000.., keys PROJ-1.., `updated` rising by
@@ -170,7 +171,11 @@ struct Inner {
     /// Serialised issues by (id, requested fields): building them is what a big pull
     /// spends its time on in an unoptimised test build. Dropped when an issue changes.
     rendered: HashMap<(u64, String), String>,
+    /// Which bearer tokens are valid (none unless a test says).
+    bearer_check: Option<BearerCheck>,
 }
+
+type BearerCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 #[derive(Clone)]
 struct Shared {
@@ -227,7 +232,16 @@ impl Shared {
                 StatusCode::from_u16(inner.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return Some((status, Json(errors(&["Service unavailable."]))).into_response());
         }
+        let bearer_check = inner.bearer_check.clone();
         drop(inner);
+        let bearer = authorization
+            .as_deref()
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if let (Some(token), Some(check)) = (bearer, bearer_check) {
+            if check(token) {
+                return None;
+            }
+        }
         let expected = format!("Basic {}", STANDARD.encode(format!("{EMAIL}:{API_TOKEN}")));
         if authorization.as_deref() != Some(expected.as_str()) {
             return Some(
@@ -307,6 +321,7 @@ impl FakeJira {
                 page_delay: std::time::Duration::ZERO,
                 attachment_redirect: None,
                 rendered: HashMap::new(),
+                bearer_check: None,
             })),
             base_url: Arc::default(),
         };
@@ -351,6 +366,12 @@ impl FakeJira {
             email: EMAIL.into(),
             api_token: API_TOKEN.into(),
         }
+    }
+
+    /// From now on `Authorization: Bearer <token>` is accepted when `check(token)` says so
+    /// (the recorded requests show which token was sent).
+    pub fn accept_bearer(&self, check: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        self.shared.lock().bearer_check = Some(Arc::new(check));
     }
 
     /// The next `n` API requests get 429 with `Retry-After` (0 s unless

@@ -36,12 +36,36 @@ pub struct ClientConfig {
     pub id_token_alg: String,
 }
 
+/// A client for workspace provider connections: the provider issues it a refresh token on
+/// every code exchange and rotates it on every refresh (reuse of a rotated one revokes the
+/// grant).
+#[derive(Clone, Debug)]
+pub struct IntegrationClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+}
+
+/// One request that reached the provider's token or revocation endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `/token` or `/token/revocation`.
+    pub endpoint: String,
+    pub grant_type: Option<String>,
+    pub status: u16,
+    /// The OAuth error code of a refused request.
+    pub error: Option<String>,
+}
+
 /// A running provider; dropping it stops it.
 pub struct OidcProvider {
     /// `http://127.0.0.1:<port>`, the same across [`OidcProvider::restart_with_new_keys`].
     pub issuer: String,
     port: u16,
     clients: Vec<ClientConfig>,
+    integration_clients: Vec<IntegrationClient>,
     /// Counts starts; labels each start's key ids (which are random anyway).
     generation: u32,
     child: Child,
@@ -54,7 +78,12 @@ fn provider_dir() -> PathBuf {
         .join("infra/scripts/oidc")
 }
 
-fn config_json(port: u16, clients: &[ClientConfig], generation: u32) -> String {
+fn config_json(
+    port: u16,
+    clients: &[ClientConfig],
+    integration_clients: &[IntegrationClient],
+    generation: u32,
+) -> String {
     let clients: Vec<_> = clients
         .iter()
         .map(|c| {
@@ -65,6 +94,15 @@ fn config_json(port: u16, clients: &[ClientConfig], generation: u32) -> String {
                 "id_token_signed_response_alg": c.id_token_alg,
             })
         })
+        .chain(integration_clients.iter().map(|c| {
+            serde_json::json!({
+                "client_id": c.client_id,
+                "client_secret": c.client_secret,
+                "redirect_uris": [c.redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": c.token_endpoint_auth_method,
+            })
+        }))
         .collect();
     serde_json::json!({
         "port": port,
@@ -75,7 +113,12 @@ fn config_json(port: u16, clients: &[ClientConfig], generation: u32) -> String {
 }
 
 /// Starts `provider.mjs` and waits for its `ISSUER <url>` line.
-fn spawn(port: u16, clients: &[ClientConfig], generation: u32) -> (Child, String) {
+fn spawn(
+    port: u16,
+    clients: &[ClientConfig],
+    integration_clients: &[IntegrationClient],
+    generation: u32,
+) -> (Child, String) {
     let dir = provider_dir();
     if !dir.join("node_modules/oidc-provider").is_dir() {
         panic!(
@@ -86,7 +129,7 @@ fn spawn(port: u16, clients: &[ClientConfig], generation: u32) -> (Child, String
     }
     let mut child = Command::new("node")
         .arg(dir.join("provider.mjs"))
-        .arg(config_json(port, clients, generation))
+        .arg(config_json(port, clients, integration_clients, generation))
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -157,14 +200,44 @@ impl OidcProvider {
     /// Panics with a clear message if `node` or the npm packages are missing (run
     /// `infra/scripts/test` once, or `npm ci --prefix infra/scripts/oidc`).
     pub fn start(clients: Vec<ClientConfig>) -> Self {
-        let (child, issuer) = spawn(0, &clients, 0);
+        Self::start_with_integrations(clients, Vec::new())
+    }
+
+    /// [`OidcProvider::start`] with provider-connection clients too.
+    pub fn start_with_integrations(
+        clients: Vec<ClientConfig>,
+        integration_clients: Vec<IntegrationClient>,
+    ) -> Self {
+        let (child, issuer) = spawn(0, &clients, &integration_clients, 0);
         OidcProvider {
             port: port_of(&issuer),
             issuer,
             clients,
+            integration_clients,
             generation: 0,
             child,
         }
+    }
+
+    /// Every request its token and revocation endpoints have served, oldest first.
+    pub async fn token_requests(&self) -> Vec<TokenRequest> {
+        let url = format!("{}/__test/token-requests", self.issuer);
+        let list: Vec<serde_json::Value> = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: not the request list: {e}"));
+        let text =
+            |value: &serde_json::Value, field: &str| value[field].as_str().map(str::to_owned);
+        list.iter()
+            .map(|request| TokenRequest {
+                endpoint: text(request, "endpoint").unwrap_or_default(),
+                grant_type: text(request, "grant_type"),
+                status: request["status"].as_u64().unwrap_or_default() as u16,
+                error: text(request, "error"),
+            })
+            .collect()
     }
 
     /// Stops it and starts it again on the same port (so the same issuer) with new signing
@@ -172,7 +245,12 @@ impl OidcProvider {
     pub fn restart_with_new_keys(&mut self) {
         self.stop();
         self.generation += 1;
-        let (child, issuer) = spawn(self.port, &self.clients, self.generation);
+        let (child, issuer) = spawn(
+            self.port,
+            &self.clients,
+            &self.integration_clients,
+            self.generation,
+        );
         assert_eq!(
             issuer, self.issuer,
             "the restarted provider must keep its issuer"

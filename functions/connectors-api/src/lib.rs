@@ -11,11 +11,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tributary::auth::scopes;
-use tributary::connectors::{ConnectorError, Credentials};
+use tributary::connectors::{ConnectorError, Credentials, Source};
 use tributary::sinks::{SinkRequest, SinkSecret};
 use tributary::store::connectors::{ConnectorRecord, SourceKind, WebhookSettings};
 use tributary::store::{now_epoch_seconds, StoreError};
-use tributary::sync::{connector_for, SyncEngine, SyncError, SyncMessage};
+use tributary::sync::{SyncEngine, SyncError, SyncMessage};
 use tributary::web::{display_name, rfc3339, ApiError, ApiJson, ApiQuery, Authenticated};
 use tributary::webhooks::WebhookScheme;
 
@@ -28,6 +28,7 @@ pub fn protected_routes(engine: Arc<SyncEngine>) -> Router {
         .route("/connectors/{id}", get(read).patch(update).delete(remove))
         .route("/connectors/{id}/sync", post(trigger))
         .route("/connectors/{id}/runs", get(runs))
+        .route("/sources", get(sources))
         .with_state(engine)
 }
 
@@ -125,7 +126,14 @@ fn sync_error(error: SyncError) -> ApiError {
 
 /// The source's configuration, parsed and validated (no network).
 fn checked_config(source: SourceKind, config: Value) -> Result<Value, ApiError> {
-    tributary::connectors::validate_config(source, config).map_err(connector_error)
+    source.source().validate(config).map_err(connector_error)
+}
+
+/// Refuses credentials the source does not take (their kind, a connection's provider).
+fn checked_credentials(source: &Source, credentials: &Credentials) -> Result<(), ApiError> {
+    source
+        .check_credentials(credentials)
+        .map_err(|error| ApiError::bad_request(error.code(), error.to_string()))
 }
 
 /// The origin (scheme, host, port) of the source's `base_url`, which the stored credentials
@@ -235,13 +243,10 @@ async fn check_connection(
     engine
         .check_endpoints(record)
         .map_err(|error| ApiError::bad_request("url_not_allowed", error.to_string()))?;
-    let connector = connector_for(
-        record,
-        credentials,
-        engine.http().clone(),
-        engine.retry().clone(),
-    )
-    .map_err(connector_error)?;
+    let connector = engine
+        .build_connector(record, credentials)
+        .await
+        .map_err(sync_error)?;
     connector.test_connection().await.map_err(connector_error)
 }
 
@@ -262,6 +267,7 @@ pub async fn create_connector(
     workspace_id: &str,
     request: CreateRequest,
 ) -> Result<ConnectorRecord, ApiError> {
+    checked_credentials(&request.source.source(), &request.credentials)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_epoch_seconds();
     let (sink, sink_secret) = request.sink.into_parts();
@@ -373,6 +379,7 @@ async fn update(
     if reconnect {
         let credentials = match request.credentials {
             Some(credentials) => {
+                checked_credentials(&record.source.source(), &credentials)?;
                 record.credentials_sealed = seal_credentials(&engine, &id, &credentials)?;
                 credentials
             }
@@ -394,6 +401,16 @@ async fn update(
         engine.connectors.reset_checkpoint(&id).await?;
     }
     Ok(Json(view(&record)))
+}
+
+/// `GET /sources`: every source, its configuration's JSON Schema and the credentials it takes.
+async fn sources(caller: Authenticated) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_READ)?;
+    let items: Vec<Value> = tributary::connectors::registry::all()
+        .iter()
+        .map(|source| source.describe())
+        .collect();
+    Ok(Json(json!({ "items": items })))
 }
 
 fn conflict(error: StoreError) -> ApiError {
@@ -488,4 +505,43 @@ async fn runs(
         })
         .collect();
     Ok(Json(json!({"items": items, "next": next})))
+}
+
+#[cfg(test)]
+mod tests {
+    use tributary::connectors::registry::{ConnectionProvider, CredentialKind};
+
+    use super::*;
+
+    fn connection(provider: &str) -> Credentials {
+        Credentials::Connection {
+            provider: provider.into(),
+        }
+    }
+
+    #[test]
+    fn a_credentials_kind_the_source_does_not_take_is_a_400_naming_the_accepted_kinds() {
+        let source = SourceKind::Jira
+            .source()
+            .accepting(&[CredentialKind::Basic, CredentialKind::Bearer]);
+        let error = checked_credentials(&source, &connection("google")).err();
+        let error = error.expect("refused");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "credentials_kind_not_accepted");
+        assert!(error.message.contains("basic, bearer"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_connection_to_another_provider_than_the_sources_is_a_400() {
+        let source = SourceKind::Jira
+            .source()
+            .accepting(&[CredentialKind::Connection])
+            .with_provider(ConnectionProvider::Only("google"));
+        assert!(checked_credentials(&source, &connection("google")).is_ok());
+        let error = checked_credentials(&source, &connection("dropbox")).err();
+        let error = error.expect("refused");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "connection_provider_not_accepted");
+        assert!(error.message.contains("google"), "{}", error.message);
+    }
 }

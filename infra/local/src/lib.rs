@@ -41,6 +41,8 @@ pub enum LocalError {
     Crawl(String),
     #[error(transparent)]
     Mail(#[from] tributary::mail::MailError),
+    #[error(transparent)]
+    Integrations(#[from] integration_login::SetupError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
@@ -77,21 +79,27 @@ where
         .collect()
 }
 
-/// The engines behind the crawl and connector routes.
+/// The engines behind the crawl, connector and provider-connection routes.
 #[derive(Clone)]
 pub struct Engines {
     pub crawls: Arc<CrawlEngine>,
     pub syncs: Arc<SyncEngine>,
+    pub integrations: integration_login::IntegrationState,
 }
 
 pub fn app(services: Services, sign_in: SignIn, engines: Engines) -> Router {
-    let Engines { crawls, syncs } = engines;
+    let Engines {
+        crawls,
+        syncs,
+        integrations,
+    } = engines;
     let protected = auth::protected_routes(services.clone())
         .merge(api_tokens::protected_routes(services.clone()))
         .merge(scrape::protected_routes(crawls.clone()))
         .merge(crawl_start::protected_routes(crawls.clone()))
         .merge(crawl_status::protected_routes(crawls))
         .merge(connectors_api::protected_routes(syncs.clone()))
+        .merge(integration_login::protected_routes(integrations.clone()))
         .route_layer(from_fn_with_state(services.verifier.clone(), require_token));
     let sign_in_routes = oauth_login::routes(sign_in.clone()).merge(oauth_callback::routes(
         oauth_callback::CallbackState {
@@ -103,6 +111,7 @@ pub fn app(services: Services, sign_in: SignIn, engines: Engines) -> Router {
         auth::public_routes(services)
             .merge(sign_in_routes)
             .merge(webhook::public_routes(syncs))
+            .merge(integration_callback::routes(integrations))
             .merge(protected),
     )
 }
@@ -156,6 +165,35 @@ fn new_private_file(path: &Path) -> Result<std::fs::File, LocalError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path).map_err(io_error(path))
+}
+
+/// Provider connections from `TRIBUTARY_INTEGRATIONS` / `TRIBUTARY_INTEGRATION_*` (none
+/// configured is fine locally), sealed with the local vault key; their callbacks live under
+/// `TRIBUTARY_PUBLIC_URL`, else under the address `serve` binds.
+pub fn local_integrations(
+    services: &Services,
+    data_dir: &Path,
+) -> Result<integration_login::IntegrationState, LocalError> {
+    let (vault, _) = sync::local_vault(data_dir)?;
+    let table = services.table.clone();
+    let http = tributary::integrations::setup::token_http_client()?;
+    let connections = match tributary::integrations::setup::connections_from_env(
+        table.clone(),
+        vault.clone(),
+        http,
+    )? {
+        Some(connections) => connections,
+        None => integration_login::no_providers(table.clone(), vault)?,
+    };
+    let public_url = match std::env::var(tributary::mail::PUBLIC_URL) {
+        Ok(url) if !url.trim().is_empty() => Some(integration_login::public_base_url(&url)?),
+        _ => None,
+    };
+    Ok(integration_login::IntegrationState::new(
+        connections,
+        tributary::store::connect_states::ConnectStates::new(table),
+        public_url,
+    ))
 }
 
 /// Sign-in providers from `TRIBUTARY_OAUTH_*` (none configured is fine locally).
@@ -216,6 +254,11 @@ pub fn serve_on(
     impl std::future::Future<Output = std::io::Result<()>>,
 )> {
     let bound = listener.local_addr()?;
+    let mut engines = engines;
+    // Connection callbacks are registered at the public URL: without one, where we listen.
+    if let Ok(url) = format!("http://{bound}").parse() {
+        engines.integrations = engines.integrations.or_public_url(url);
+    }
     Ok((bound, async move {
         axum::serve(listener, app(services, sign_in, engines)).await
     }))

@@ -11,7 +11,9 @@ use tributary_local::crawl::{
     crawl_until_done, local_engine, local_operator, spawn_sweeper, spawn_workers,
 };
 use tributary_local::sync::{local_sync_engine, spawn_scheduler, spawn_sync_workers};
-use tributary_local::{local_mail, local_services, local_sign_in, serve_on, Engines, KeySource};
+use tributary_local::{
+    local_integrations, local_mail, local_services, local_sign_in, serve_on, Engines, KeySource,
+};
 
 #[derive(Parser)]
 #[command(
@@ -205,6 +207,7 @@ async fn serve(
     let engines = Engines {
         crawls: engine,
         syncs,
+        integrations: local_integrations(&services, data_dir)?,
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let public_url = format!("http://{}", listener.local_addr()?);

@@ -63,6 +63,12 @@ pub fn local_sync_engine(
     let sinks = sinks_from_env(&fetcher, true)?;
     // Source base URLs are user-supplied: the SSRF guard applies to them as to crawls.
     let http = fetcher.client().clone();
+    // Connectors whose credentials are a provider connection refresh through it.
+    let connections = tributary::integrations::setup::connections_from_env(
+        services.table.clone(),
+        vault.clone(),
+        tributary::integrations::setup::token_http_client()?,
+    )?;
     let engine = SyncEngine::new(
         services.table.clone(),
         SyncQueues::shared(queue.clone()),
@@ -72,6 +78,10 @@ pub fn local_sync_engine(
     )
     .with_policy(Arc::new(policy))
     .with_lease_ttl(lease_ttl_from_env()?);
+    let engine = match connections {
+        Some(connections) => engine.with_connections(Arc::new(connections)),
+        None => engine,
+    };
     Ok((engine, queue))
 }
 

@@ -13,7 +13,10 @@
 //       "client_id": "...",
 //       "client_secret": "...",
 //       "redirect_uris": ["http://127.0.0.1:9/callback"],
-//       "id_token_signed_response_alg": "RS256"   // or "ES256"
+//       "id_token_signed_response_alg": "RS256",  // or "ES256"
+//       "grant_types": ["authorization_code"],     // optional; add "refresh_token" for a
+//                                                  // provider-connection (integration) client
+//       "token_endpoint_auth_method": "client_secret_basic"  // optional, or "client_secret_post"
 //     }]
 //   }
 //
@@ -35,6 +38,15 @@
 // - sign-in through the bundled development forms (features.devInteractions): any login, any
 //   password. The account id is the login; its email is `<login>@example.com`, verified unless
 //   the login starts with `unverified`.
+// - as an OAuth 2.0 provider for workspace connections (clients whose grant_types include
+//   "refresh_token"): every code exchange issues a refresh token (no `offline_access` or
+//   `prompt=consent` needed, like Slack, Notion or Dropbox with token_access_type=offline), not
+//   bound to the login session; every refresh rotates it (rotateRefreshToken: true); presenting
+//   a refresh token that was already rotated away revokes the whole grant (its access and
+//   refresh tokens) and answers invalid_grant "refresh token already used" (oidc-provider's
+//   lib/actions/grants/refresh_token.js); token revocation (RFC 7009) at /token/revocation.
+// - test hooks: GET /__test/token-requests lists every token and revocation request served so
+//   far as [{endpoint, grant_type, status, error}] (the tests count refreshes with it).
 
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -64,14 +76,22 @@ function readConfig() {
     if (!c.client_id || !c.client_secret || !Array.isArray(c.redirect_uris)) {
       fail('each client needs client_id, client_secret and redirect_uris');
     }
+    const grantTypes = c.grant_types ?? ['authorization_code'];
+    if (!Array.isArray(grantTypes) || grantTypes.some((g) => g !== 'authorization_code' && g !== 'refresh_token')) {
+      fail(`client ${c.client_id}: grant_types may only hold authorization_code and refresh_token`);
+    }
+    const authMethod = c.token_endpoint_auth_method ?? 'client_secret_basic';
+    if (authMethod !== 'client_secret_basic' && authMethod !== 'client_secret_post') {
+      fail(`client ${c.client_id}: unsupported token_endpoint_auth_method ${authMethod}`);
+    }
     return {
       client_id: c.client_id,
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris,
       id_token_signed_response_alg: alg,
-      grant_types: ['authorization_code'],
+      grant_types: grantTypes,
       response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
+      token_endpoint_auth_method: authMethod,
     };
   });
   const keySet = String(config.key_set ?? config.key_seed ?? 'keys');
@@ -138,7 +158,7 @@ async function main() {
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     responseTypes: ['code'],
-    scopes: ['openid', 'email', 'profile'],
+    scopes: ['openid', 'email', 'profile', 'offline_access'],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -155,10 +175,19 @@ async function main() {
       userinfo: { enabled: true },
       // Only what the tests use.
       registration: { enabled: false },
-      revocation: { enabled: false },
+      revocation: { enabled: true },
       introspection: { enabled: false },
     },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    // Connection clients get a refresh token from every code exchange, valid beyond the
+    // login session, rotated on every use (reuse of a rotated one revokes the grant).
+    async issueRefreshToken(ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
+    },
+    async expiresWithSession(ctx, code) {
+      return !ctx.oidc.client.grantTypeAllowed('refresh_token') && !code.scopes.has('offline_access');
+    },
+    rotateRefreshToken: true,
     async findAccount(ctx, id) {
       return {
         accountId: id,
@@ -182,7 +211,26 @@ async function main() {
       Interaction: 600,
       Session: 3600,
       Grant: 3600,
+      RefreshToken: 3600,
     },
+  });
+
+  // Test hook: what reached the token and revocation endpoints.
+  const tokenRequests = [];
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === '/__test/token-requests') {
+      ctx.body = tokenRequests;
+      return;
+    }
+    await next();
+    if (ctx.method === 'POST' && (ctx.path === '/token' || ctx.path === '/token/revocation')) {
+      tokenRequests.push({
+        endpoint: ctx.path,
+        grant_type: ctx.oidc?.params?.grant_type ?? null,
+        status: ctx.status,
+        error: (ctx.body && typeof ctx.body === 'object' && ctx.body.error) || null,
+      });
+    }
   });
 
   provider.on('server_error', (ctx, err) => {

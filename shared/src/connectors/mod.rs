@@ -5,88 +5,31 @@
 //! [`Connector`]: it validates its configuration, tests its credentials, pulls documents in
 //! checkpointed batches and lists every current source id (the slim listing that deletions
 //! are computed from). Formats more than one source meets are converted in [`convert`]. The
-//! sync engine (`shared::sync`) drives any connector the same way.
+//! sync engine (`shared::sync`) drives any connector the same way. Each source describes
+//! itself to the [`registry`] (`source()` in its `mod.rs`), listed once in the `sources!`
+//! invocation below, which also declares its module.
 
-#[cfg(feature = "sync")]
-pub mod confluence;
 #[cfg(feature = "sync")]
 pub mod convert;
 pub mod document;
 #[cfg(feature = "sync")]
-pub mod jira;
-#[cfg(feature = "sync")]
 pub mod kit;
+#[macro_use]
+pub mod registry;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use document::Document;
-
-/// Every source Tributary can sync. Adding one: its module, a variant here and its arms in
-/// [`validate_config`] and [`build`], its `sync-<source>` function crate and template entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    Jira,
-    Confluence,
-}
-
-impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::Jira, SourceKind::Confluence];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Jira => "jira",
-            SourceKind::Confluence => "confluence",
-        }
-    }
-}
-
-/// The source's configuration parsed and validated (no network), in its stored form.
 #[cfg(feature = "sync")]
-pub fn validate_config(source: SourceKind, config: Value) -> Result<Value, ConnectorError> {
-    fn checked<T: serde::de::DeserializeOwned + Serialize>(
-        config: Value,
-        validate: impl Fn(&T) -> Result<(), ConnectorError>,
-    ) -> Result<Value, ConnectorError> {
-        let parsed: T = serde_json::from_value(config)
-            .map_err(|error| ConnectorError::Config(error.to_string()))?;
-        validate(&parsed)?;
-        serde_json::to_value(parsed).map_err(|error| ConnectorError::Config(error.to_string()))
-    }
-    match source {
-        SourceKind::Jira => checked(config, jira::JiraConfig::validate),
-        SourceKind::Confluence => checked(config, confluence::ConfluenceConfig::validate),
-    }
-}
+pub use registry::{build, validate_config, Source};
 
-/// The connector for a stored configuration.
-#[cfg(feature = "sync")]
-pub fn build(
-    source: SourceKind,
-    connector_id: &str,
-    config: &Value,
-    credentials: Credentials,
-    http: crate::http::GuardedClient,
-    retry: crate::http::RetryPolicy,
-) -> Result<Box<dyn Connector>, ConnectorError> {
-    let invalid = |error: serde_json::Error| ConnectorError::Config(error.to_string());
-    Ok(match source {
-        SourceKind::Jira => Box::new(jira::JiraConnector::new(
-            connector_id,
-            serde_json::from_value(config.clone()).map_err(invalid)?,
-            credentials,
-            http,
-            retry,
-        )?),
-        SourceKind::Confluence => Box::new(confluence::ConfluenceConnector::new(
-            connector_id,
-            serde_json::from_value(config.clone()).map_err(invalid)?,
-            credentials,
-            http,
-            retry,
-        )?),
-    })
+// Every source Tributary can sync, one line each: `Variant => module,` (its folder
+// `connectors/<module>/`, whose `source()` describes it). See `registry`.
+sources! {
+    Jira => jira,
+    Confluence => confluence,
+    // new-source: registry line
 }
 
 /// Whether a URL points at this machine: the only place a source may be plain http (tests

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "sqs")]
 use super::engine::CrawlEngine;
 use super::fetch::{FetchLimits, Fetcher};
 use super::ssrf::NetworkPolicy;
 use crate::config::ConfigError;
 use crate::sinks::SinkEnvironment;
+#[cfg(feature = "sqs")]
 use crate::store::Table;
 
 pub const CRAWL_QUEUE_URL: &str = "TRIBUTARY_CRAWL_QUEUE_URL";

@@ -6,6 +6,9 @@
 //! that rule, which the contract suite checks.
 
 pub mod api_tokens;
+pub mod connect_states;
+#[cfg(feature = "sync")]
+pub mod connections;
 #[cfg(feature = "sync")]
 pub mod connectors;
 #[cfg(feature = "crawl")]

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::connectors::document::Document;
-use crate::connectors::{Batch, Connector, ConnectorError, Credentials};
+use crate::connectors::kit::{ConnectionResolver, SourceAuth};
+use crate::connectors::{Batch, BuildContext, Connector, ConnectorError, Credentials};
 use crate::crawl::ssrf::NetworkPolicy;
 use crate::http::RetryPolicy;
 use crate::queue::{Queue, QueueError};
@@ -205,7 +206,8 @@ pub fn busy_delay(lease: &Lease, attempt: u32, now: i64) -> Duration {
     Duration::from_secs(until_free.max(floor)).min(MAX_BUSY_DELAY)
 }
 
-/// Builds the connector a record describes.
+/// Builds the connector a record describes, with inline credentials (a connection stays
+/// unresolved: use [`SyncEngine::build_connector`]).
 pub fn connector_for(
     record: &ConnectorRecord,
     credentials: Credentials,
@@ -214,12 +216,24 @@ pub fn connector_for(
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     crate::connectors::build(
         record.source,
-        &record.id,
-        &record.config,
-        credentials,
+        build_context(record, credentials.into(), http, retry),
+    )
+}
+
+fn build_context(
+    record: &ConnectorRecord,
+    auth: SourceAuth,
+    http: crate::http::GuardedClient,
+    retry: RetryPolicy,
+) -> BuildContext {
+    BuildContext {
+        connector_id: record.id.clone(),
+        workspace_id: record.workspace_id.clone(),
+        config: record.config.clone(),
+        auth,
         http,
         retry,
-    )
+    }
 }
 
 pub struct SyncEngine {
@@ -235,6 +249,8 @@ pub struct SyncEngine {
     /// Source and sink URLs are user-supplied: checked like crawl targets (IP literals
     /// here; host names by the guarded client's resolver).
     policy: Arc<NetworkPolicy>,
+    /// Resolves `{"type": "connection"}` credentials; without it they fail closed.
+    connections: Option<Arc<dyn ConnectionResolver>>,
 }
 
 /// Called with the run after every batch (the local CLI's progress bar).
@@ -262,7 +278,14 @@ impl SyncEngine {
             lease_ttl: DEFAULT_LEASE_TTL,
             progress: None,
             policy: Arc::new(NetworkPolicy::strict()),
+            connections: None,
         }
+    }
+
+    /// The workspace provider connections that `{"type": "connection"}` credentials use.
+    pub fn with_connections(mut self, connections: Arc<dyn ConnectionResolver>) -> Self {
+        self.connections = Some(connections);
+        self
     }
 
     pub fn with_policy(mut self, policy: Arc<NetworkPolicy>) -> Self {
@@ -327,17 +350,29 @@ impl SyncEngine {
     }
 
     /// The connector of a stored record, with its credentials unsealed.
-    pub fn connector(&self, record: &ConnectorRecord) -> Result<Box<dyn Connector>, SyncError> {
+    pub async fn connector(
+        &self,
+        record: &ConnectorRecord,
+    ) -> Result<Box<dyn Connector>, SyncError> {
         self.check_endpoints(record)?;
         let credentials = self.vault.open(&record.credentials_sealed, &record.id)?;
         let credentials: Credentials =
             serde_json::from_slice(&credentials).map_err(|_| SyncError::Vault(VaultError::Open))?;
-        Ok(connector_for(
-            record,
-            credentials,
-            self.http.clone(),
-            self.retry.clone(),
-        )?)
+        self.build_connector(record, credentials).await
+    }
+
+    /// The connector a record describes with these credentials (a connection resolved
+    /// through the workspace's provider connections), built by the source's registry entry.
+    pub async fn build_connector(
+        &self,
+        record: &ConnectorRecord,
+        credentials: Credentials,
+    ) -> Result<Box<dyn Connector>, SyncError> {
+        let auth = credentials
+            .resolve(&record.workspace_id, self.connections.as_deref())
+            .await?;
+        let context = build_context(record, auth, self.http.clone(), self.retry.clone());
+        Ok(crate::connectors::build(record.source, context)?)
     }
 
     /// Deletes a connector and its sync state (checkpoint, lease, runs, document map,
@@ -632,7 +667,7 @@ impl SyncEngine {
         heartbeat: &Heartbeat,
         deadline: Instant,
     ) -> Result<bool, SyncError> {
-        let connector = self.connector(record)?;
+        let connector = self.connector(record).await?;
         let sink = self.sink_for(record)?;
         let mut checkpoint = self.connectors.checkpoint(&record.id).await?;
         // At least one batch per invocation, so every continuation makes progress.
@@ -736,7 +771,7 @@ impl SyncEngine {
         record: &ConnectorRecord,
         run: &mut RunRecord,
     ) -> Result<(), SyncError> {
-        let connector = self.connector(record)?;
+        let connector = self.connector(record).await?;
         let mut current = HashSet::new();
         let mut cursor: Option<String> = None;
         loop {

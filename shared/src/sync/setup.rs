@@ -103,7 +103,16 @@ pub fn engine_with_vault(
     // Source base URLs are user-supplied: the SSRF guard applies to them as to crawls.
     let http = fetcher.client().clone();
     let policy = Arc::new(fetcher.policy().clone());
-    Ok(SyncEngine::new(table, queues, vault, sinks, http)
+    let connections = crate::integrations::setup::connections_from_env(
+        Arc::clone(&table),
+        vault.clone(),
+        crate::integrations::setup::token_http_client()?,
+    )?;
+    let engine = SyncEngine::new(table, queues, vault, sinks, http)
         .with_policy(policy)
-        .with_lease_ttl(lease_ttl_from_env()?))
+        .with_lease_ttl(lease_ttl_from_env()?);
+    Ok(match connections {
+        Some(connections) => engine.with_connections(Arc::new(connections)),
+        None => engine,
+    })
 }

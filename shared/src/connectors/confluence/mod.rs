@@ -50,6 +50,35 @@ const LIST_PAGE_SIZE: usize = 200;
 const ATTACHMENT_CONCURRENCY: usize = 4;
 const EXPAND: &str = "body.storage,version,space,ancestors,metadata.labels";
 
+/// The registry's description of this source (`GET /sources`, creation, builds).
+pub fn source() -> super::Source {
+    use super::registry::{ConnectionProvider, CredentialKind};
+    super::Source::new::<ConfluenceConfig>("confluence", "Confluence Cloud", |context| {
+        let config = context.typed_config::<ConfluenceConfig>()?;
+        let connector = ConfluenceConnector::new(
+            &context.connector_id,
+            config,
+            context.auth,
+            context.http,
+            context.retry,
+        )?;
+        Ok(Box::new(connector))
+    })
+    .accepting(&[
+        CredentialKind::Basic,
+        CredentialKind::Bearer,
+        CredentialKind::Connection,
+    ])
+    // Atlassian takes any OAuth 2.0 (3LO) bearer token, e.g. from the generic `oauth2` preset.
+    .with_provider(ConnectionProvider::Any)
+}
+
+impl super::registry::SourceConfig for ConfluenceConfig {
+    fn check(&self) -> Result<(), ConnectorError> {
+        self.validate()
+    }
+}
+
 pub struct ConfluenceConnector {
     scope: String,
     config: ConfluenceConfig,

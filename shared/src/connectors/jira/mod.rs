@@ -49,6 +49,35 @@ const SOURCE: &str = "jira";
 /// Page size of the slim listing (ids only; Jira allows up to 5000).
 const LIST_PAGE_SIZE: usize = 1000;
 
+/// The registry's description of this source (`GET /sources`, creation, builds).
+pub fn source() -> super::Source {
+    use super::registry::{ConnectionProvider, CredentialKind};
+    super::Source::new::<JiraConfig>(SOURCE, "Jira Cloud", |context| {
+        let config = context.typed_config::<JiraConfig>()?;
+        let connector = JiraConnector::new(
+            &context.connector_id,
+            config,
+            context.auth,
+            context.http,
+            context.retry,
+        )?;
+        Ok(Box::new(connector))
+    })
+    .accepting(&[
+        CredentialKind::Basic,
+        CredentialKind::Bearer,
+        CredentialKind::Connection,
+    ])
+    // Atlassian takes any OAuth 2.0 (3LO) bearer token, e.g. from the generic `oauth2` preset.
+    .with_provider(ConnectionProvider::Any)
+}
+
+impl super::registry::SourceConfig for JiraConfig {
+    fn check(&self) -> Result<(), ConnectorError> {
+        self.validate()
+    }
+}
+
 pub struct JiraConnector {
     /// `connector:<id>`, the id space of this connector's documents.
     scope: String,
