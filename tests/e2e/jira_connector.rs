@@ -406,6 +406,32 @@ async fn rate_limits_and_outages_are_retried() {
 }
 
 #[tokio::test]
+async fn a_throttle_longer_than_the_retry_budget_defers_the_sync() {
+    let fake = FakeJira::start(10).await;
+    let connector = jira(&fake, json!({}));
+    // Retry-After: 30 is more than the 5 s budget: not slept through, but handed back.
+    fake.set_retry_after(30);
+    fake.set_burst_429(1);
+    let started = Instant::now();
+    let error = connector.pull(None).await.expect_err("throttled");
+    assert!(started.elapsed() < Duration::from_secs(5), "no 30 s wait");
+    assert!(error.is_transient(), "{error:?}");
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(30)),
+        "{error:?}"
+    );
+    assert_eq!(fake.requests().len(), 1);
+    // The connector's governor holds later calls back instead of hammering the site.
+    let again = connector.list_ids(None).await.expect_err("still throttled");
+    assert!(
+        matches!(again, ConnectorError::RateLimited { .. }),
+        "{again:?}"
+    );
+    assert_eq!(fake.requests().len(), 1, "no request while throttled");
+}
+
+#[tokio::test]
 async fn credentials_and_jql_are_checked_by_test_connection() {
     let fake = FakeJira::start(5).await;
     let wrong = connector_with(

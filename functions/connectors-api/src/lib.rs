@@ -106,7 +106,9 @@ fn connector_error(error: ConnectorError) -> ApiError {
     match error {
         ConnectorError::Config(_) => ApiError::bad_request("invalid_config", message),
         ConnectorError::Unauthorized(_) => ApiError::bad_request("invalid_credentials", message),
-        ConnectorError::Unavailable(_) | ConnectorError::Protocol(_) => {
+        ConnectorError::Unavailable(_)
+        | ConnectorError::RateLimited { .. }
+        | ConnectorError::Protocol(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "source_unavailable", message)
         }
         ConnectorError::Checkpoint(_) => ApiError::internal(message),

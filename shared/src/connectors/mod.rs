@@ -10,8 +10,6 @@
 //! invocation below, which also declares its module.
 
 #[cfg(feature = "sync")]
-mod authorized;
-#[cfg(feature = "sync")]
 pub mod convert;
 pub mod document;
 #[cfg(feature = "sync")]
@@ -66,11 +64,29 @@ pub enum ConnectorError {
     /// The checkpoint is not one this connector wrote.
     #[error("invalid checkpoint: {0}")]
     Checkpoint(String),
+    /// The provider's rate limit asks for a longer wait than one call may spend (the
+    /// connector kit's governor budget): try again after `retry_after`.
+    #[error("the source is rate limited: {message} (retry after {}s)", retry_after.as_secs())]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl ConnectorError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, ConnectorError::Unavailable(_))
+        matches!(
+            self,
+            ConnectorError::Unavailable(_) | ConnectorError::RateLimited { .. }
+        )
+    }
+
+    /// How long the source asked us to stay away, when it said so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ConnectorError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 }
 

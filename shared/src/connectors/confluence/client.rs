@@ -1,21 +1,31 @@
 //! The Confluence REST calls (search, attachments, downloads), the site's URLs, and how
 //! their failures become connector errors.
 
+use reqwest::header::{HeaderValue, ACCEPT};
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use url::Url;
 
-use super::super::authorized::{send_authorized, SendError};
 use super::super::convert::fence_for;
 use super::super::document::Document;
+use super::super::kit::{ApiClient, ApiResponse, Download, PageStyle, Paginator};
 use super::super::ConnectorError;
 use super::api::AttachmentPage;
 use super::config::cql_string;
 use super::convert::heading_text;
 use super::ConfluenceConnector;
-use crate::http::{send_with_retry, HttpError};
+use crate::http::HttpError;
 
 const ATTACHMENT_PAGE_SIZE: usize = 100;
+/// A guard against an attachment listing whose next links never end.
+const MAX_ATTACHMENT_PAGES: usize = 10_000;
+/// `_links.next` as Confluence returns it; resolved by [`ConfluenceConnector::resolve_next`].
+const NEXT_LINK: PageStyle = PageStyle::NextLink {
+    next: "/_links/next",
+    resume: None,
+    base: None,
+};
 /// Longest server error message quoted in an error.
 const MAX_QUOTED_MESSAGE: usize = 300;
 
@@ -96,38 +106,24 @@ impl ConfluenceConnector {
         }
     }
 
-    /// One GET with retries; answers whatever status the server gave.
-    pub(super) async fn send(
-        &self,
-        url: &Url,
-        json: bool,
-    ) -> Result<reqwest::Response, ConnectorError> {
-        self.send_guarded(url, json)
-            .await
-            .map_err(|error| error.into_connector(transport_error))
+    /// One GET with retries; answers whatever status the server gave. Credentials go only
+    /// to this site (the guarded client drops them on any hop that changes origin).
+    pub(super) async fn send(&self, url: &Url, json: bool) -> Result<ApiResponse, ConnectorError> {
+        self.call(url, json)?.send().await
     }
 
-    /// [`Self::send`] with the client's own error, so a refused redirect can be told apart.
-    /// Credentials go only to this site; the guarded client drops them on any hop that
-    /// changes origin.
-    pub(super) async fn send_guarded(
-        &self,
-        url: &Url,
-        json: bool,
-    ) -> Result<reqwest::Response, SendError> {
-        let build = || {
-            let request = self.http.get(url.clone());
-            if json {
-                request.header(reqwest::header::ACCEPT, "application/json")
-            } else {
-                request
-            }
-        };
-        if self.same_site(url) {
-            send_authorized(&self.auth, build, &self.retry).await
-        } else {
-            Ok(send_with_retry(build, &self.retry).await?)
+    fn call(&self, url: &Url, json: bool) -> Result<super::super::kit::ApiCall, ConnectorError> {
+        if !self.same_site(url) {
+            return Err(ConnectorError::Protocol(
+                "a link points off the Confluence site".into(),
+            ));
         }
+        let call = self.api.get(url.clone());
+        Ok(if json {
+            call
+        } else {
+            call.header(ACCEPT, HeaderValue::from_static("*/*"))
+        })
     }
 
     /// GET a JSON answer of the API; any non-2xx is an error.
@@ -137,9 +133,8 @@ impl ConfluenceConnector {
         what: &str,
     ) -> Result<T, ConnectorError> {
         let response = self.send(url, true).await?;
-        let response = expect_success(response, what).await?;
-        let bytes = response.bytes().await.map_err(transport_error)?;
-        serde_json::from_slice(&bytes).map_err(|error| {
+        let response = expect_success(response, what)?;
+        serde_json::from_slice(response.body()).map_err(|error| {
             ConnectorError::Protocol(format!(
                 "unreadable answer to the {what}: {}",
                 shape(&error)
@@ -155,18 +150,22 @@ impl ConfluenceConnector {
         let mut url = self.api_url(&["content", &document.source_id, "child", "attachment"]);
         url.query_pairs_mut()
             .append_pair("limit", &ATTACHMENT_PAGE_SIZE.to_string());
+        let pages = Paginator::new(
+            self.api.clone(),
+            NEXT_LINK,
+            |_: &ApiClient, next: Option<&str>| match next {
+                None => self.call(&url, true),
+                Some(link) => self.call(&self.resolve_next(&self.wiki_root, link)?, true),
+            },
+        );
+        // 404: deleted since it was listed; what was listed before stays.
+        let listed_pages = pages
+            .collect(MAX_ATTACHMENT_PAGES, Some(StatusCode::NOT_FOUND))
+            .await?;
         let mut listed = Vec::new();
         let mut texts = Vec::new();
-        let mut next = Some(url);
-        while let Some(url) = next.take() {
-            let response = self.send(&url, true).await?;
-            if response.status() == reqwest::StatusCode::NOT_FOUND {
-                // Deleted since it was listed: nothing to attach.
-                break;
-            }
-            let response = expect_success(response, "attachment listing").await?;
-            let bytes = response.bytes().await.map_err(transport_error)?;
-            let page: AttachmentPage = serde_json::from_slice(&bytes).map_err(|error| {
+        for page in listed_pages.pages {
+            let page: AttachmentPage = serde_json::from_value(page.body).map_err(|error| {
                 ConnectorError::Protocol(format!(
                     "unreadable answer to the attachment listing: {}",
                     shape(&error)
@@ -199,10 +198,6 @@ impl ConfluenceConnector {
                     }
                 }
             }
-            next = match page.links.next.as_deref() {
-                Some(link) => Some(self.resolve_next(&base, link)?),
-                None => None,
-            };
         }
         if !listed.is_empty() {
             document
@@ -233,20 +228,18 @@ impl ConfluenceConnector {
             return Ok(None);
         }
         let cap = self.config.max_attachment_bytes();
-        let response = match self.send_guarded(&url, false).await {
-            Ok(response) => response,
-            Err(SendError::Http(error)) if refused_hop(&error) => {
-                tracing::warn!(%error, "attachment redirect refused; left out");
-                return Ok(None);
+        let mut response = match self.call(&url, false)?.send_stream().await? {
+            Download::Body(response) => response,
+            Download::RefusedHop => return Ok(None),
+            // A redirect the client did not follow (no usable Location) or a gone attachment.
+            Download::Failed(failed)
+                if failed.status.is_redirection()
+                    || matches!(failed.status.as_u16(), 404 | 410) =>
+            {
+                return Ok(None)
             }
-            Err(error) => return Err(error.into_connector(transport_error)),
+            Download::Failed(failed) => return Err(status_error(&failed, "attachment download")),
         };
-        let status = response.status();
-        // A redirect the client did not follow (no usable Location) or a gone attachment.
-        if status.is_redirection() || matches!(status.as_u16(), 404 | 410) {
-            return Ok(None);
-        }
-        let mut response = expect_success(response, "attachment download").await?;
         if response.content_length().is_some_and(|length| length > cap) {
             return Ok(None);
         }
@@ -261,20 +254,11 @@ impl ConfluenceConnector {
     }
 }
 
-/// A redirect the guarded client would not follow (network policy, loop, bad Location).
-pub(super) fn refused_hop(error: &HttpError) -> bool {
-    error.is_refusal()
-        || matches!(
-            error,
-            HttpError::TooManyRedirects | HttpError::BadRedirect(_)
-        )
-}
-
 pub(super) fn transport_error(error: impl Into<HttpError>) -> ConnectorError {
     let error = error.into();
     if error.is_refusal() {
         ConnectorError::Config(format!("blocked by the network policy: {error}"))
-    } else if refused_hop(&error) {
+    } else if super::super::kit::client::refused_hop(&error) {
         ConnectorError::Protocol(error.to_string())
     } else if error.is_builder() {
         ConnectorError::Config(format!("cannot build the request: {error}"))
@@ -286,34 +270,43 @@ pub(super) fn transport_error(error: impl Into<HttpError>) -> ConnectorError {
 }
 
 /// The response if it is a success, else the error its status means.
-pub(super) async fn expect_success(
-    response: reqwest::Response,
+pub(super) fn expect_success(
+    response: ApiResponse,
     what: &str,
-) -> Result<reqwest::Response, ConnectorError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
+) -> Result<ApiResponse, ConnectorError> {
+    if response.status.is_success() {
+        Ok(response)
+    } else {
+        Err(status_error(&response, what))
     }
-    let code = status.as_u16();
-    let message = match response.bytes().await {
-        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|body| {
-                body.get("message")
-                    .and_then(Value::as_str)
-                    .map(quote_message)
-            }),
-        Err(_) => None,
+}
+
+/// The error an unsuccessful answer's status means, with Confluence's message.
+fn status_error(response: &ApiResponse, what: &str) -> ConnectorError {
+    let code = response.status.as_u16();
+    let message = confluence_message(response.body());
+    let detail = if message.is_empty() {
+        format!("{what}: HTTP {code}")
+    } else {
+        format!("{what}: HTTP {code}: {message}")
     };
-    let detail = match message {
-        Some(message) => format!("{what}: HTTP {code}: {message}"),
-        None => format!("{what}: HTTP {code}"),
-    };
-    Err(match code {
+    match code {
         401 | 403 => ConnectorError::Unauthorized(detail),
         408 | 429 | 500..=599 => ConnectorError::Unavailable(detail),
         _ => ConnectorError::Protocol(detail),
-    })
+    }
+}
+
+/// The `message` of a Confluence error body, bounded.
+pub(super) fn confluence_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|body| {
+            body.get("message")
+                .and_then(Value::as_str)
+                .map(quote_message)
+        })
+        .unwrap_or_default()
 }
 
 /// Where and how a JSON answer was unreadable, without quoting it (serde's messages can

@@ -31,12 +31,12 @@ use serde_json::Value;
 use url::Url;
 
 use super::document::Document;
-use super::kit::SourceAuth;
+use super::kit::{ApiClient, Governor, SourceAuth, ThrottleShape};
 use super::{Batch, Connector, ConnectorError, DocumentFailure, IdPage};
 use crate::http::{GuardedClient, RetryPolicy};
 use api::{Content, SearchPage};
 use checkpoint::{window_start, Checkpoint};
-use client::{expect_success, shape, transport_error};
+use client::{expect_success, shape};
 
 pub use super::convert::storage_to_markdown;
 pub use config::ConfluenceConfig;
@@ -82,9 +82,8 @@ impl super::registry::SourceConfig for ConfluenceConfig {
 pub struct ConfluenceConnector {
     scope: String,
     config: ConfluenceConfig,
-    auth: SourceAuth,
-    http: GuardedClient,
-    retry: RetryPolicy,
+    /// Authorisation, governor (standard 429 shape) and retries.
+    api: ApiClient,
     /// `<base_url>/wiki`, without a trailing slash.
     wiki_root: String,
 }
@@ -94,7 +93,7 @@ impl std::fmt::Debug for ConfluenceConnector {
         f.debug_struct("ConfluenceConnector")
             .field("scope", &self.scope)
             .field("config", &self.config)
-            .field("credentials", &self.auth)
+            .field("credentials", self.api.auth())
             .finish_non_exhaustive()
     }
 }
@@ -112,12 +111,23 @@ impl ConfluenceConnector {
         }
         config.validate()?;
         let wiki_root = format!("{}wiki", config.base_url);
+        // One rate state per site and connector: Atlassian limits are per user.
+        // Throttle waits stay within the retry budget, as before the kit: a longer wait
+        // defers the sync (ConnectorError::RateLimited) instead of holding the invocation.
+        let governor = Governor::shared_with_budget(
+            SOURCE,
+            &format!("{wiki_root}#{connector_id}"),
+            ThrottleShape::Standard,
+            retry.budget,
+        );
+        let api = ApiClient::new("Confluence", http, config.base_url.clone(), auth.into())
+            .with_retry(retry)
+            .with_governor(governor)
+            .with_error_messages(client::confluence_message);
         Ok(Self {
             scope: format!("connector:{connector_id}"),
             config,
-            auth: auth.into(),
-            http,
-            retry,
+            api,
             wiki_root,
         })
     }
@@ -133,15 +143,14 @@ impl Connector for ConfluenceConnector {
         let mut url = self.api_url(&["space"]);
         url.query_pairs_mut().append_pair("limit", "1");
         let response = self.send(&url, true).await?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        if response.status == reqwest::StatusCode::NOT_FOUND {
             return Err(ConnectorError::Config(format!(
                 "no Confluence REST API at {}/rest/api",
                 self.wiki_root
             )));
         }
-        let response = expect_success(response, "space listing").await?;
-        let bytes = response.bytes().await.map_err(transport_error)?;
-        let listing: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        let response = expect_success(response, "space listing")?;
+        let listing: Value = serde_json::from_slice(response.body()).map_err(|_| {
             ConnectorError::Protocol(
                 "the space listing is not JSON: is base_url a Confluence site?".into(),
             )
@@ -154,12 +163,12 @@ impl Connector for ConfluenceConnector {
         for key in &self.config.space_keys {
             let url = self.api_url(&["space", key]);
             let response = self.send(&url, true).await?;
-            if response.status() == reqwest::StatusCode::NOT_FOUND {
+            if response.status == reqwest::StatusCode::NOT_FOUND {
                 return Err(ConnectorError::Config(format!(
                     "space {key:?} does not exist or is not visible to these credentials"
                 )));
             }
-            expect_success(response, "space lookup").await?;
+            expect_success(response, "space lookup")?;
         }
         Ok(())
     }

@@ -1,18 +1,18 @@
 //! The Jira REST calls (search, bulk fetch, comments, attachments) and how their failures
 //! become connector errors.
 
-use reqwest::header::ACCEPT;
+use reqwest::header::{HeaderValue, ACCEPT};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use url::Url;
 
-use super::super::authorized::{send_authorized, SendError};
+use super::super::kit::client::{status_error, transport_error};
+use super::super::kit::{ApiClient, ApiResponse, Download, End, PageStyle, Paginator};
 use super::super::{is_loopback, ConnectorError, DocumentFailure};
 use super::checkpoint::MAX_TOKEN_CHARS;
 use super::config::jql_string;
 use super::convert::{id_of, is_numeric_id, labels_of, text_language, AttachmentText, Issue};
 use super::JiraConnector;
-use crate::http::HttpError;
 
 const COMMENT_PAGE_SIZE: usize = 100;
 /// A guard against a comment endpoint that never reaches its `total`.
@@ -70,83 +70,24 @@ pub(super) fn jira_messages(body: &str) -> String {
     truncate(&messages.join("; "), MAX_ERROR_CHARS)
 }
 
-pub(super) async fn error_messages(response: reqwest::Response) -> String {
-    jira_messages(&response.text().await.unwrap_or_default())
-}
-
-pub(super) fn status_error(status: StatusCode, what: &str, messages: &str) -> ConnectorError {
-    let detail = if messages.is_empty() {
-        format!("Jira answered {status} to {what}")
-    } else {
-        format!("Jira answered {status} to {what}: {messages}")
-    };
-    match status.as_u16() {
-        401 | 403 => ConnectorError::Unauthorized(detail),
-        408 | 429 | 500..=599 => ConnectorError::Unavailable(detail),
-        _ => ConnectorError::Protocol(detail),
-    }
-}
-
-pub(super) fn transport_error(error: impl Into<HttpError>, what: &str) -> ConnectorError {
-    let error = error.into();
-    if error.is_refusal() {
-        ConnectorError::Config(format!("{what}: {error}"))
-    } else if error.is_decode() || refused_hop(&error) {
-        ConnectorError::Protocol(format!("{what}: {error}"))
-    } else {
-        ConnectorError::Unavailable(format!("{what}: {error}"))
-    }
-}
-
-/// A redirect the guarded client would not follow (network policy, hop filter, loop).
-pub(super) fn refused_hop(error: &HttpError) -> bool {
-    error.is_refusal()
-        || matches!(
-            error,
-            HttpError::TooManyRedirects | HttpError::BadRedirect(_)
-        )
+/// [`jira_messages`] for the kit's API client.
+pub(super) fn jira_error_messages(body: &[u8]) -> String {
+    jira_messages(&String::from_utf8_lossy(body))
 }
 
 /// A successful answer's JSON body, or the error its status means.
-pub(super) async fn json_body(
-    response: reqwest::Response,
-    what: &str,
-) -> Result<Value, ConnectorError> {
-    let status = response.status();
-    if !status.is_success() {
-        return Err(status_error(status, what, &error_messages(response).await));
-    }
-    let text = response
-        .text()
-        .await
-        .map_err(|error| transport_error(error, what))?;
-    serde_json::from_str(&text)
-        .map_err(|error| ConnectorError::Protocol(format!("{what}: not JSON ({error})")))
+pub(super) fn json_body(response: ApiResponse) -> Result<Value, ConnectorError> {
+    response.error_for_status()?.json()
 }
 
 impl JiraConnector {
     pub(super) fn url(&self, path: &str) -> Result<Url, ConnectorError> {
-        Url::parse(&format!("{}{path}", self.base))
-            .map_err(|error| ConnectorError::Config(format!("cannot build a Jira URL: {error}")))
+        self.api.url(path)
     }
 
-    /// An authenticated GET, retried on 408/429/5xx and timeouts.
-    pub(super) async fn get(
-        &self,
-        url: &Url,
-        what: &str,
-    ) -> Result<reqwest::Response, ConnectorError> {
-        send_authorized(
-            &self.auth,
-            || {
-                self.http
-                    .get(url.clone())
-                    .header(ACCEPT, "application/json")
-            },
-            &self.retry,
-        )
-        .await
-        .map_err(|error| error.into_connector(|error| transport_error(error, what)))
+    /// An authenticated GET, retried on 408/429/5xx and timeouts; any final status.
+    pub(super) async fn get(&self, url: &Url, what: &str) -> Result<ApiResponse, ConnectorError> {
+        self.api.get(url.clone()).what(what).send().await
     }
 
     pub(super) fn window_jql(&self, window_since: Option<&str>) -> String {
@@ -160,6 +101,8 @@ impl JiraConnector {
         }
     }
 
+    /// One page of the enhanced JQL search, from a page token (one pull or one listing
+    /// step). 400: Jira refused the JQL or the token.
     pub(super) async fn search(
         &self,
         jql: &str,
@@ -169,24 +112,31 @@ impl JiraConnector {
     ) -> Result<SearchPage, SearchFailure> {
         const WHAT: &str = "the issue search";
         let mut url = self.url("/rest/api/3/search/jql")?;
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("jql", jql);
-            query.append_pair("fields", fields);
-            query.append_pair("maxResults", &max_results.to_string());
-            if let Some(token) = token {
-                query.append_pair("nextPageToken", token);
+        url.query_pairs_mut()
+            .append_pair("jql", jql)
+            .append_pair("fields", fields)
+            .append_pair("maxResults", &max_results.to_string());
+        let pages = Paginator::new(
+            self.api.clone(),
+            PageStyle::JIRA_SEARCH,
+            move |api: &ApiClient, token: Option<&str>| {
+                Ok(api
+                    .get(url.clone())
+                    .what(WHAT)
+                    .query_opt("nextPageToken", token))
+            },
+        );
+        let page = match pages.try_page(token).await? {
+            Ok(page) => page,
+            Err(failed) if failed.status == StatusCode::BAD_REQUEST => {
+                return Err(SearchFailure::Rejected(failed.message()))
             }
-        }
-        let response = self.get(&url, WHAT).await?;
-        if response.status() == StatusCode::BAD_REQUEST {
-            return Err(SearchFailure::Rejected(error_messages(response).await));
-        }
-        let body = json_body(response, WHAT).await?;
+            Err(failed) => return Err(SearchFailure::Other(failed.error())),
+        };
         let protocol = |message: &str| {
             SearchFailure::Other(ConnectorError::Protocol(format!("{WHAT}: {message}")))
         };
-        let issues = match body.get("issues") {
+        let issues = match page.body.get("issues") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(issues)) => issues
                 .iter()
@@ -199,24 +149,16 @@ impl JiraConnector {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(protocol("issues is not a list")),
         };
-        let next = match body.get("nextPageToken") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(token)) if !token.is_empty() && token.len() <= MAX_TOKEN_CHARS => {
-                Some(token.clone())
-            }
-            Some(_) => return Err(protocol("nextPageToken is not a usable string")),
-        };
-        let last = match body.get("isLast") {
-            None | Some(Value::Null) => next.is_none(),
-            Some(Value::Bool(last)) => *last,
-            Some(_) => return Err(protocol("isLast is not a boolean")),
-        };
-        if !last && next.is_none() {
-            return Err(protocol("more pages follow but there is no nextPageToken"));
+        if page
+            .next
+            .as_ref()
+            .is_some_and(|next| next.len() > MAX_TOKEN_CHARS)
+        {
+            return Err(protocol("nextPageToken is not a usable string"));
         }
         Ok(SearchPage {
             issues,
-            next: if last { None } else { next },
+            next: page.next,
         })
     }
 
@@ -250,19 +192,15 @@ impl JiraConnector {
         const WHAT: &str = "the bulk issue fetch";
         let url = self.url("/rest/api/3/issue/bulkfetch")?;
         let body = json!({ "issueIdsOrKeys": ids, "fields": self.issue_fields() });
-        let response = send_authorized(
-            &self.auth,
-            || {
-                self.http
-                    .post(url.clone())
-                    .header(ACCEPT, "application/json")
-                    .json(&body)
-            },
-            &self.retry,
-        )
-        .await
-        .map_err(|error| error.into_connector(|error| transport_error(error, WHAT)))?;
-        let mut value = json_body(response, WHAT).await?;
+        let response = self
+            .api
+            .post(url)
+            .what(WHAT)
+            .json_body(&body)?
+            .idempotent()
+            .send()
+            .await?;
+        let mut value = json_body(response)?;
         let issues = match value.get_mut("issues").map(Value::take) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(issues)) => issues,
@@ -315,38 +253,26 @@ impl JiraConnector {
         if comments.len() as u64 >= total {
             return Ok(Ok(comments));
         }
-        let mut all = Vec::new();
-        let mut start_at: u64 = 0;
-        for _ in 0..MAX_COMMENT_PAGES {
-            let mut url = self.url(&format!("/rest/api/3/issue/{}/comment", issue.id))?;
-            url.query_pairs_mut()
-                .append_pair("startAt", &start_at.to_string())
-                .append_pair("maxResults", &COMMENT_PAGE_SIZE.to_string())
-                .append_pair("orderBy", "created");
-            let response = self.get(&url, WHAT).await?;
-            if response.status() == StatusCode::NOT_FOUND {
-                return Ok(Err("the issue's comments are gone (404)".into()));
-            }
-            let page = json_body(response, WHAT).await?;
-            let batch = match page.get("comments") {
-                Some(Value::Array(batch)) => batch.clone(),
-                _ => {
-                    return Err(ConnectorError::Protocol(format!(
-                        "{WHAT}: comments is not a list"
-                    )))
-                }
-            };
-            let total = page.get("total").and_then(Value::as_u64).unwrap_or(0);
-            if batch.is_empty() {
-                break;
-            }
-            start_at += batch.len() as u64;
-            all.extend(batch);
-            if start_at >= total {
-                break;
-            }
+        let url = self.url(&format!("/rest/api/3/issue/{}/comment", issue.id))?;
+        let pages = Paginator::new(
+            self.api.clone(),
+            PageStyle::offset("/comments"),
+            move |api: &ApiClient, start: Option<&str>| {
+                Ok(api
+                    .get(url.clone())
+                    .what(WHAT)
+                    .query("startAt", start.unwrap_or("0"))
+                    .query("maxResults", &COMMENT_PAGE_SIZE.to_string())
+                    .query("orderBy", "created"))
+            },
+        );
+        let listed = pages
+            .collect(MAX_COMMENT_PAGES, Some(StatusCode::NOT_FOUND))
+            .await?;
+        if listed.end == End::Gone {
+            return Ok(Err("the issue's comments are gone (404)".into()));
         }
-        Ok(Ok(all))
+        Ok(Ok(listed.items("/comments")?))
     }
 
     /// The text attachments that fit, in a stable order.
@@ -405,35 +331,30 @@ impl JiraConnector {
         let url = self.url(&format!("/rest/api/3/attachment/content/{id}"))?;
         let safe_hop =
             |next: &Url| next.scheme() == "https" || (next.scheme() == "http" && is_loopback(next));
-        let sent = send_authorized(
-            &self.auth,
-            || {
-                self.http
-                    .get(url.clone())
-                    .header(ACCEPT, "*/*")
-                    .drop_auth_on_redirect()
-                    .only_hops(safe_hop)
-            },
-            &self.retry,
-        )
-        .await;
+        let sent = self
+            .api
+            .get(url)
+            .what(WHAT)
+            .header(ACCEPT, HeaderValue::from_static("*/*"))
+            .with(move |request| request.drop_auth_on_redirect().only_hops(safe_hop))
+            .send_stream()
+            .await?;
         let mut response = match sent {
-            Ok(response) => response,
-            Err(SendError::Http(error)) if refused_hop(&error) => {
-                tracing::warn!(attachment = %id, %error, "attachment redirect refused; left out");
+            Download::Body(response) => response,
+            Download::RefusedHop => {
+                tracing::warn!(attachment = %id, "attachment redirect refused; left out");
                 return Ok(None);
             }
-            Err(error) => return Err(error.into_connector(|error| transport_error(error, WHAT))),
-        };
-        let status = response.status();
-        if !status.is_success() {
-            let error = status_error(status, WHAT, "");
-            if error.is_transient() {
-                return Err(error);
+            Download::Failed(failed) => {
+                let status = failed.status;
+                let error = status_error("Jira", status, WHAT, "");
+                if error.is_transient() {
+                    return Err(error);
+                }
+                tracing::warn!(attachment = %id, %status, "attachment not readable; left out");
+                return Ok(None);
             }
-            tracing::warn!(attachment = %id, %status, "attachment not readable; left out");
-            return Ok(None);
-        }
+        };
         if response
             .content_length()
             .is_some_and(|length| length > limit)

@@ -35,8 +35,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::document::Document;
-
-use super::kit::SourceAuth;
+use super::kit::{ApiClient, Governor, SourceAuth, ThrottleShape};
 use super::{Batch, Connector, ConnectorError, DocumentFailure, IdPage};
 use crate::http::{GuardedClient, RetryPolicy};
 use checkpoint::{resume, Checkpoint, Newest, CHECKPOINT_VERSION};
@@ -86,9 +85,8 @@ pub struct JiraConnector {
     /// The base URL without a trailing slash.
     base: String,
     scope_jql: String,
-    auth: SourceAuth,
-    http: GuardedClient,
-    retry: RetryPolicy,
+    /// Authorisation, governor (standard 429 shape), retries, Jira's error messages.
+    api: ApiClient,
 }
 
 impl std::fmt::Debug for JiraConnector {
@@ -96,7 +94,7 @@ impl std::fmt::Debug for JiraConnector {
         f.debug_struct("JiraConnector")
             .field("scope", &self.scope)
             .field("base", &self.base)
-            .field("credentials", &self.auth)
+            .field("credentials", self.api.auth())
             .finish_non_exhaustive()
     }
 }
@@ -115,14 +113,26 @@ impl JiraConnector {
             return Err(ConnectorError::Config("the connector id is empty".into()));
         }
         config.validate()?;
+        let base = config.base_url.as_str().trim_end_matches('/').to_owned();
+        // One rate state per site and connector: Atlassian limits are per user.
+        // Throttle waits stay within the retry budget, as before the kit: a longer wait
+        // defers the sync (ConnectorError::RateLimited) instead of holding the invocation.
+        let governor = Governor::shared_with_budget(
+            SOURCE,
+            &format!("{base}#{connector_id}"),
+            ThrottleShape::Standard,
+            retry.budget,
+        );
+        let api = ApiClient::new("Jira", http, config.base_url.clone(), auth.into())
+            .with_retry(retry)
+            .with_governor(governor)
+            .with_error_messages(client::jira_error_messages);
         Ok(Self {
             scope: format!("connector:{connector_id}"),
-            base: config.base_url.as_str().trim_end_matches('/').to_owned(),
+            base,
             scope_jql: config.scope_jql(),
             config,
-            auth: auth.into(),
-            http,
-            retry,
+            api,
         })
     }
 }
@@ -137,7 +147,7 @@ impl Connector for JiraConnector {
         const WHAT: &str = "the current-user check";
         let url = self.url("/rest/api/3/myself")?;
         let response = self.get(&url, WHAT).await?;
-        let me = json_body(response, WHAT).await?;
+        let me = json_body(response)?;
         if me.get("accountId").and_then(Value::as_str).is_none() {
             return Err(ConnectorError::Protocol(format!(
                 "{WHAT}: no accountId in the answer"
