@@ -329,24 +329,44 @@ fn holders_of(variable: &str) -> BTreeSet<String> {
     holders
 }
 
+/// `acme_wiki` -> `AcmeWiki`, as the generator names a source's resources.
+fn pascal_case(name: &str) -> String {
+    name.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Only the functions that issue or check sessions get the signing key in template.yaml,
 /// and only those that seal or open credentials get the vault key.
 #[test]
 fn only_session_functions_get_the_signing_key_in_the_template() {
-    let names = |names: &[&str]| names.iter().map(|name| name.to_string()).collect();
-    assert_eq!(
-        holders_of("TRIBUTARY_ENCRYPTION_KEY"),
-        names(&[
-            "ConnectorsApiFunction",
-            // Crawls seal and open their sinks' own credentials.
-            "CrawlPageFunction",
-            "CrawlStartFunction",
-            "ScheduledCrawlFunction",
-            "SyncConfluenceFunction",
-            "SyncJiraFunction",
-            "WebhookFunction",
-        ])
+    let mut vault_holders: BTreeSet<String> = [
+        "ConnectorsApiFunction",
+        // Crawls seal and open their sinks' own credentials.
+        "CrawlPageFunction",
+        "CrawlStartFunction",
+        // Provider connections: sealing the tokens at the callback, revoking them on DELETE.
+        "IntegrationCallbackFunction",
+        "IntegrationLoginFunction",
+        "ScheduledCrawlFunction",
+        "WebhookFunction",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    // Every source's sync function opens its connectors' credentials.
+    vault_holders.extend(
+        tributary::connectors::SourceKind::ALL
+            .iter()
+            .map(|source| format!("Sync{}Function", pascal_case(source.as_str()))),
     );
+    assert_eq!(holders_of("TRIBUTARY_ENCRYPTION_KEY"), vault_holders);
     assert_eq!(
         holders_of("TRIBUTARY_JWT_SECRET"),
         BTreeSet::from([

@@ -885,6 +885,43 @@ async fn a_message_meeting_a_busy_lease_comes_back_later_and_runs() {
 }
 
 #[tokio::test]
+async fn a_source_that_asks_to_wait_longer_than_the_budget_gets_the_message_back_then() {
+    let jira = FakeJira::start(5).await;
+    let (engine, queue) = sync_engine(embedded_table());
+    let out = temp_dir("sync-rate-limited");
+    let id = create_direct(&engine, jira_request(&jira, directory(&out), json!({}))).await;
+    // Longer than the engine's 30 s retry budget: not slept through by the connector.
+    jira.set_retry_after(120);
+    jira.set_burst_429(1);
+    let outcome = engine
+        .handle(
+            &SyncMessage::new(&id, "schedule"),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .expect("a throttled sync is deferred, not an error for SQS to retry");
+    let SyncOutcome::Deferred(delay) = outcome else {
+        panic!("deferred by the source's Retry-After: {outcome:?}");
+    };
+    assert_eq!(delay, Duration::from_secs(120));
+    assert!(
+        queue
+            .receive(1, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "not retried before the source allows it"
+    );
+    let (runs, _) = engine.connectors.runs(&id, 10, None).await.expect("runs");
+    let run = &runs[0];
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert!(
+        !run.errors.is_empty(),
+        "the run says why it stopped: {run:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_heartbeat_keeps_a_short_lease_while_a_long_sync_runs() {
     let jira = FakeJira::start(60).await;
     jira.set_page_delay(Duration::from_millis(400));

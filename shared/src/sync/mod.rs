@@ -95,7 +95,8 @@ pub enum SyncOutcome {
     Gone,
     /// Another sync holds the lease (who, and until when); nothing was done.
     LeaseBusy(Lease),
-    /// The lease was busy; the message was queued again to run after this delay.
+    /// The lease was busy, or the source asked to wait: the message was queued again to run
+    /// after this delay.
     Deferred(Duration),
     /// A continuation of a run that has ended since (completed, or closed as interrupted
     /// when its lease expired): a later run covers it.
@@ -196,6 +197,9 @@ impl SyncQueues {
         Ok(())
     }
 }
+
+/// SQS's longest `DelaySeconds`.
+const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 
 /// How long a message that met `lease` waits: until the lease can have expired, and at
 /// least an exponentially growing floor, so a connector that stays busy costs a message
@@ -456,14 +460,21 @@ impl SyncEngine {
         message: &SyncMessage,
         deadline: Instant,
     ) -> Result<SyncOutcome, SyncError> {
-        let outcome = self.run(message, deadline).await?;
-        let SyncOutcome::LeaseBusy(lease) = &outcome else {
-            return Ok(outcome);
+        let delay = match self.run(message, deadline).await {
+            Ok(SyncOutcome::LeaseBusy(lease)) => {
+                busy_delay(&lease, message.attempt, now_epoch_seconds())
+            }
+            // The source named how long to stay away: come back then, not at once through
+            // SQS's visibility timeout (which would also spend the message's receive count).
+            Err(SyncError::Connector(error)) if error.retry_after().is_some() => error
+                .retry_after()
+                .unwrap_or_default()
+                .clamp(Duration::from_secs(1), MAX_QUEUE_DELAY),
+            other => return other,
         };
         let Some(record) = self.connectors.by_id(&message.connector_id).await? else {
             return Ok(SyncOutcome::Gone);
         };
-        let delay = busy_delay(lease, message.attempt, now_epoch_seconds());
         let retry = SyncMessage {
             attempt: message.attempt.saturating_add(1),
             ..message.clone()
@@ -471,7 +482,7 @@ impl SyncEngine {
         self.queues
             .enqueue_delayed(record.source, &retry, delay)
             .await?;
-        tracing::info!(connector_id = %record.id, delay_secs = delay.as_secs(), "lease busy; message deferred");
+        tracing::info!(connector_id = %record.id, delay_secs = delay.as_secs(), "message deferred");
         Ok(SyncOutcome::Deferred(delay))
     }
 
