@@ -387,18 +387,11 @@ impl TokenClient {
         params: Vec<(&'static str, String)>,
         timeout: Duration,
     ) -> Result<TokenSet, TokenError> {
-        let response = self
-            .request(provider, &provider.token_url, params)
-            .timeout(timeout)
-            .send_following(&|_| false)
-            .await
-            .map_err(transport)?
-            .response;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| transport(error.into()))?;
+        let (status, body) = answer(
+            self.request(provider, &provider.token_url, params)
+                .timeout(timeout),
+        )
+        .await?;
         parse_token_response(
             provider.spec.shape,
             provider.spec.scope_separator,
@@ -485,16 +478,7 @@ impl TokenClient {
                 )
             }
         };
-        let response = request
-            .send_following(&|_| false)
-            .await
-            .map_err(transport)?
-            .response;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| transport(error.into()))?;
+        let (status, body) = answer(request).await?;
         revoke_outcome(provider.spec.shape, status, &body)
     }
 }
@@ -538,6 +522,22 @@ fn revoke_outcome(shape: TokenShape, status: u16, body: &[u8]) -> Result<bool, T
         return Ok(true);
     }
     Err(status_error(status))
+}
+
+/// Sends a token-endpoint request once, never following a redirect (a token request is
+/// never replayed elsewhere), and reads the whole answer.
+async fn answer(request: GuardedRequest) -> Result<(u16, Vec<u8>), TokenError> {
+    let response = request
+        .send_following(&|_| false)
+        .await
+        .map_err(transport)?
+        .response;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| transport(error.into()))?;
+    Ok((status, body.to_vec()))
 }
 
 #[cfg(test)]

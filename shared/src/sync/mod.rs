@@ -17,13 +17,14 @@
 //! loses one, and never duplicates a document in the sink.
 
 #[cfg(feature = "lambda")]
+mod heartbeat;
 pub mod lambda;
+mod queues;
 pub mod setup;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -34,14 +35,16 @@ use crate::connectors::kit::{ConnectionResolver, SourceAuth};
 use crate::connectors::{Batch, BuildContext, Connector, ConnectorError, Credentials};
 use crate::crawl::ssrf::NetworkPolicy;
 use crate::http::RetryPolicy;
-use crate::queue::{Queue, QueueError};
+use crate::queue::QueueError;
 use crate::sinks::{Sink, SinkEnvironment, SinkError};
 use crate::store::connectors::{
     Checkpoint, ConnectorRecord, Connectors, DocumentEntry, Lease, LeaseClaim, RunCounts,
-    RunRecord, RunRef, RunStatus, SourceKind,
+    RunRecord, RunRef, RunStatus,
 };
 use crate::store::{now_epoch_seconds, StoreError, Table};
 use crate::vault::{Vault, VaultError};
+use heartbeat::Heartbeat;
+pub use queues::{busy_delay, SyncQueues};
 
 /// Time kept in reserve before the invocation's deadline: the last batch, the checkpoint,
 /// the continuation and the run record must fit in it.
@@ -49,7 +52,8 @@ pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(20);
 /// How long a lease lasts without a heartbeat: a crashed holder blocks its connector about
 /// this long. The heartbeat renews it every third of it.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(90);
-/// The longest a busy message waits before it is tried again (SQS's `DelaySeconds` limit).
+/// The longest a deferred message (busy lease, or a source's Retry-After) waits before it is
+/// tried again (SQS's `DelaySeconds` limit).
 pub const MAX_BUSY_DELAY: Duration = Duration::from_secs(900);
 
 /// What a sync queue carries.
@@ -141,73 +145,6 @@ impl SyncError {
             _ => true,
         }
     }
-}
-
-/// One queue per source in the cloud (each `sync-<source>` Lambda has its own); locally
-/// one queue can serve every source.
-#[derive(Clone, Default)]
-pub struct SyncQueues {
-    queues: HashMap<SourceKind, Arc<dyn Queue>>,
-}
-
-impl SyncQueues {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn with(mut self, source: SourceKind, queue: Arc<dyn Queue>) -> Self {
-        self.queues.insert(source, queue);
-        self
-    }
-
-    /// The same queue for every source.
-    pub fn shared(queue: Arc<dyn Queue>) -> Self {
-        SourceKind::ALL.iter().fold(Self::new(), |queues, source| {
-            queues.with(*source, queue.clone())
-        })
-    }
-
-    pub async fn enqueue(
-        &self,
-        source: SourceKind,
-        message: &SyncMessage,
-    ) -> Result<(), SyncError> {
-        let queue = self
-            .queues
-            .get(&source)
-            .ok_or(SyncError::NoQueue(source.as_str()))?;
-        queue.send_batch(vec![message.body()]).await?;
-        Ok(())
-    }
-
-    /// Like [`SyncQueues::enqueue`], invisible to receivers for `delay`.
-    pub async fn enqueue_delayed(
-        &self,
-        source: SourceKind,
-        message: &SyncMessage,
-        delay: Duration,
-    ) -> Result<(), SyncError> {
-        let queue = self
-            .queues
-            .get(&source)
-            .ok_or(SyncError::NoQueue(source.as_str()))?;
-        queue
-            .send_batch_delayed(vec![message.body()], delay)
-            .await?;
-        Ok(())
-    }
-}
-
-/// SQS's longest `DelaySeconds`.
-const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
-
-/// How long a message that met `lease` waits: until the lease can have expired, and at
-/// least an exponentially growing floor, so a connector that stays busy costs a message
-/// every few minutes, not a hot loop.
-pub fn busy_delay(lease: &Lease, attempt: u32, now: i64) -> Duration {
-    let until_free = u64::try_from(lease.until.saturating_sub(now)).unwrap_or(0) + 1;
-    let floor = 5u64.saturating_mul(1u64 << attempt.min(10));
-    Duration::from_secs(until_free.max(floor)).min(MAX_BUSY_DELAY)
 }
 
 /// Builds the connector a record describes, with inline credentials (a connection stays
@@ -469,7 +406,7 @@ impl SyncEngine {
             Err(SyncError::Connector(error)) if error.retry_after().is_some() => error
                 .retry_after()
                 .unwrap_or_default()
-                .clamp(Duration::from_secs(1), MAX_QUEUE_DELAY),
+                .clamp(Duration::from_secs(1), MAX_BUSY_DELAY),
             other => return other,
         };
         let Some(record) = self.connectors.by_id(&message.connector_id).await? else {
@@ -847,150 +784,5 @@ impl SyncEngine {
     }
 }
 
-/// Renews a lease every third of its TTL while a sync runs, in a task of its own (a batch
-/// can take longer than the TTL). Stopped cooperatively, so no renewal lands after the
-/// lease was handed over or released.
-struct Heartbeat {
-    connectors: Connectors,
-    connector_id: String,
-    holder: String,
-    run: Arc<Mutex<Option<RunRef>>>,
-    lost: Arc<AtomicBool>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Heartbeat {
-    fn start(connectors: Connectors, connector_id: &str, holder: &str, ttl: Duration) -> Self {
-        let run = Arc::new(Mutex::new(None));
-        let lost = Arc::new(AtomicBool::new(false));
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = {
-            let (connectors, connector_id, holder) = (
-                connectors.clone(),
-                connector_id.to_owned(),
-                holder.to_owned(),
-            );
-            let (run, lost) = (run.clone(), lost.clone());
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(ttl / 3);
-                ticks.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = ticks.tick() => {}
-                        _ = &mut stopped => return,
-                    }
-                    let lease = Lease {
-                        holder: holder.clone(),
-                        until: now_epoch_seconds()
-                            + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
-                        run: run.lock().map(|run| run.clone()).unwrap_or(None),
-                    };
-                    match connectors
-                        .update_lease(&connector_id, &holder, &lease)
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(%connector_id, "lease lost; the sync stops after this batch");
-                            lost.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        // A store hiccup: the lease still has most of its TTL; try again.
-                        Err(error) => tracing::warn!(%connector_id, %error, "lease renewal failed"),
-                    }
-                }
-            })
-        };
-        Self {
-            connectors,
-            connector_id: connector_id.to_owned(),
-            holder: holder.to_owned(),
-            run,
-            lost,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Records the run the lease serves, in the lease item too.
-    async fn serve(&self, run: &RunRecord, until: i64) -> Result<(), SyncError> {
-        let run_ref = (run.started_at, run.id.clone());
-        if let Ok(mut current) = self.run.lock() {
-            *current = Some(run_ref.clone());
-        }
-        let lease = Lease {
-            holder: self.holder.clone(),
-            until,
-            run: Some(run_ref),
-        };
-        if self
-            .connectors
-            .update_lease(&self.connector_id, &self.holder, &lease)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(SyncError::LeaseLost)
-        }
-    }
-
-    fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
-    }
-
-    /// Stops renewing (waiting for a renewal in flight); returns the run it served.
-    async fn stop(mut self) -> Option<RunRef> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        self.run.lock().map(|run| run.clone()).unwrap_or(None)
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        // Dropped without `stop` (the sync's future was cancelled): renew no more.
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lease(until: i64) -> Lease {
-        Lease {
-            holder: "h".into(),
-            until,
-            run: None,
-        }
-    }
-
-    #[test]
-    fn a_busy_message_waits_for_the_lease_and_longer_each_attempt_but_at_most_15_minutes() {
-        let now = 1_000;
-        assert_eq!(
-            busy_delay(&lease(now + 60), 0, now),
-            Duration::from_secs(61)
-        );
-        assert_eq!(busy_delay(&lease(now - 5), 0, now), Duration::from_secs(5));
-        assert_eq!(busy_delay(&lease(now), 4, now), Duration::from_secs(80));
-        assert_eq!(busy_delay(&lease(now + 5_000), 0, now), MAX_BUSY_DELAY);
-        assert_eq!(busy_delay(&lease(now), 60, now), MAX_BUSY_DELAY);
-    }
-
-    #[test]
-    fn old_messages_still_parse_and_new_fields_stay_out_of_plain_ones() {
-        let old: SyncMessage =
-            serde_json::from_str(r#"{"connector_id":"c","trigger":"manual","run":null}"#)
-                .expect("old body");
-        assert_eq!(old, SyncMessage::new("c", "manual"));
-        assert!(!old.body().contains("lease") && !old.body().contains("attempt"));
-    }
-}
+mod tests;
