@@ -565,7 +565,7 @@ mod tests {
             key("not-an-email", pem),
             key("sa@p.iam.gserviceaccount.com", "secret"),
         ] {
-            let error = checked_credentials(&source, &bad).err().expect("refused");
+            let error = checked_credentials(&source, &bad).expect_err("refused");
             assert_eq!(error.status, StatusCode::BAD_REQUEST);
             assert_eq!(error.code, "invalid_credentials");
             assert!(!error.message.contains("AAAA"), "{}", error.message);
@@ -573,7 +573,7 @@ mod tests {
         let refused = checked_credentials(&source, &connection("google")).err();
         assert_eq!(
             refused.map(|e| e.code),
-            Some("credentials_kind_not_accepted".into())
+            Some("credentials_kind_not_accepted")
         );
     }
 }
