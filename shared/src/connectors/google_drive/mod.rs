@@ -111,7 +111,7 @@ pub struct GoogleDriveConnector {
     folder_roots: Vec<String>,
     limits: FileLimits,
     /// Folder id → (name, parent), for paths; shared by the pulls of one connector.
-    names: Arc<Mutex<HashMap<String, (String, Option<String>)>>>,
+    names: Arc<Mutex<FolderNames>>,
 }
 
 impl std::fmt::Debug for GoogleDriveConnector {
@@ -123,6 +123,9 @@ impl std::fmt::Debug for GoogleDriveConnector {
             .finish_non_exhaustive()
     }
 }
+
+/// Folder id → (name, parent id).
+type FolderNames = HashMap<String, (String, Option<String>)>;
 
 /// What one pull gathered.
 #[derive(Default)]
