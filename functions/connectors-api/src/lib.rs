@@ -544,4 +544,36 @@ mod tests {
         assert_eq!(error.code, "connection_provider_not_accepted");
         assert!(error.message.contains("google"), "{}", error.message);
     }
+
+    #[test]
+    fn a_service_account_key_that_is_not_one_is_a_400_invalid_credentials() {
+        let source = SourceKind::Jira
+            .source()
+            .accepting(&[CredentialKind::ServiceAccount]);
+        let key = |email: &str, pem: &str| -> Credentials {
+            serde_json::from_value(json!({
+                "type": "service_account",
+                "key": {"type": "service_account", "client_email": email, "private_key": pem,
+                        "project_id": "p"},
+                "subject": "admin@example.com"
+            }))
+            .expect("a key file parses")
+        };
+        let pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(checked_credentials(&source, &key("sa@p.iam.gserviceaccount.com", pem)).is_ok());
+        for bad in [
+            key("not-an-email", pem),
+            key("sa@p.iam.gserviceaccount.com", "secret"),
+        ] {
+            let error = checked_credentials(&source, &bad).expect_err("refused");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+            assert_eq!(error.code, "invalid_credentials");
+            assert!(!error.message.contains("AAAA"), "{}", error.message);
+        }
+        let refused = checked_credentials(&source, &connection("google")).err();
+        assert_eq!(
+            refused.map(|e| e.code),
+            Some("credentials_kind_not_accepted")
+        );
+    }
 }
