@@ -1,5 +1,0 @@
-//! The Google Drive connector's unit tests, by concern.
-
-mod checkpoint;
-mod config;
-mod convert;
