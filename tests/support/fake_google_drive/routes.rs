@@ -633,7 +633,3 @@ pub async fn values_batch_get(
     shared.count_export(&id);
     Json(json!({"spreadsheetId": id, "valueRanges": value_ranges})).into_response()
 }
-
-pub fn is_folder(file: &FakeFile) -> bool {
-    file.mime_type == FOLDER
-}

@@ -399,9 +399,9 @@ fn parse_mask(mask: &str) -> Vec<Field> {
     parse(&chars, &mut 0)
 }
 
-/// `a/b(c)` is `a(b(c))`.
+/// `a/b(c)` (and the Sheets API's `a.b(c)`) is `a(b(c))`.
 fn path_field(path: &str, children: Vec<Field>) -> Field {
-    match path.split_once('/') {
+    match path.split_once(['/', '.']) {
         Some((head, rest)) => Field {
             name: head.to_owned(),
             children: vec![path_field(rest, children)],
