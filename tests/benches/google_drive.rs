@@ -93,9 +93,8 @@ async fn measure(count: usize) {
             }
         }
         // Through storage as text, like the engine.
-        checkpoint = Some(
-            serde_json::from_str(&batch.checkpoint.to_string()).expect("checkpoint JSON"),
-        );
+        checkpoint =
+            Some(serde_json::from_str(&batch.checkpoint.to_string()).expect("checkpoint JSON"));
         if batch.done {
             break;
         }
@@ -104,7 +103,10 @@ async fn measure(count: usize) {
     let mut listed = 0usize;
     let mut cursor: Option<String> = None;
     loop {
-        let page = connector.list_ids(cursor.as_deref()).await.expect("a listing page");
+        let page = connector
+            .list_ids(cursor.as_deref())
+            .await
+            .expect("a listing page");
         listed += page.source_ids.len();
         match page.next {
             Some(next) => cursor = Some(next),

@@ -41,7 +41,10 @@ async fn incremental_syncs_follow_adds_edits_moves_trash_and_deletes() {
         source_ids(&second),
         set(&[&added, &corpus.plan, &corpus.readme, &inbox])
     );
-    assert_eq!(by_id(&second, &corpus.plan).markdown, "# Plan\n\nRevised.\n");
+    assert_eq!(
+        by_id(&second, &corpus.plan).markdown,
+        "# Plan\n\nRevised.\n"
+    );
     assert_eq!(
         by_id(&second, &corpus.readme).metadata["path"],
         json!("/My Drive/Projects/Readme")
@@ -50,7 +53,11 @@ async fn incremental_syncs_follow_adds_edits_moves_trash_and_deletes() {
         deleted(&second),
         set(&[&corpus.notes, &corpus.deck, &corpus.report])
     );
-    assert_eq!(fake.fetches_of(&corpus.budget), 0, "unchanged: not exported again");
+    assert_eq!(
+        fake.fetches_of(&corpus.budget),
+        0,
+        "unchanged: not exported again"
+    );
     let mut expected = corpus.projects_tree();
     for gone in [&corpus.notes, &corpus.deck, &corpus.report] {
         expected.remove(gone);
@@ -106,7 +113,12 @@ async fn view_only_touches_are_not_exported_again() {
     let connector = drive(&fake, json!({}));
     let first = pull_pass(&connector, None).await;
     fake.clear_requests();
-    for id in [&corpus.plan, &corpus.report, &corpus.budget, &corpus.runbook] {
+    for id in [
+        &corpus.plan,
+        &corpus.report,
+        &corpus.budget,
+        &corpus.runbook,
+    ] {
         fake.touch_view(id);
     }
     let second = pull_pass(&connector, Some(last_checkpoint(&first))).await;
@@ -139,11 +151,17 @@ async fn an_expired_cursor_relists_everything_without_losing_a_file() {
     expected.remove(&corpus.deck);
     expected.insert(added);
     assert_eq!(source_ids(&second), expected, "everything delivered again");
-    assert!(deleted(&second).is_empty(), "deletions are the prune's (complete listing)");
+    assert!(
+        deleted(&second).is_empty(),
+        "deletions are the prune's (complete listing)"
+    );
     assert_eq!(list_all(&connector).await, expected);
     let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths[0], "/drive/v3/changes");
-    assert_eq!(paths[1], "/drive/v3/changes/startPageToken", "new token first");
+    assert_eq!(
+        paths[1], "/drive/v3/changes/startPageToken",
+        "new token first"
+    );
     assert_eq!(paths[2], "/drive/v3/files");
 
     // The new cursor works.
@@ -255,12 +273,19 @@ async fn a_service_account_syncs_several_users_my_drives() {
         .collect();
     expected.insert(bobs.clone());
     assert_eq!(source_ids(&first), expected);
-    assert_eq!(documents(&first).len(), expected.len(), "Ada's shared file once");
+    assert_eq!(
+        documents(&first).len(),
+        expected.len(),
+        "Ada's shared file once"
+    );
     assert!(!source_ids(&first).contains(&admins));
     let subjects: BTreeSet<Option<String>> =
         token.grants().into_iter().map(|g| g.subject).collect();
     for user in [ADMIN, ADA, BOB] {
-        assert!(subjects.contains(&Some(user.to_owned())), "{user} impersonated");
+        assert!(
+            subjects.contains(&Some(user.to_owned())),
+            "{user} impersonated"
+        );
     }
     assert!(token
         .grants()
@@ -303,7 +328,10 @@ async fn rate_limits_and_outages_back_off_and_bad_tokens_fail() {
     let (fake, _book, corpus) = world().await;
     let connector = drive(&fake, json!({}));
     fake.rate_limit_next(2, "userRateLimitExceeded");
-    let first = connector.pull(None).await.expect("after two 403 rate limits");
+    let first = connector
+        .pull(None)
+        .await
+        .expect("after two 403 rate limits");
     fake.too_many_next(1, 0);
     fake.fail_next(1, 503);
     let rest = pull_pass(&connector, Some(stored(&first.checkpoint))).await;

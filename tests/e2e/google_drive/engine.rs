@@ -27,12 +27,18 @@ const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e
 fn connections(table: &Arc<dyn Table>, token_uri: &str) -> ConnectionService {
     let vars: HashMap<String, String> = [
         ("TRIBUTARY_INTEGRATIONS", "google".to_owned()),
-        ("TRIBUTARY_INTEGRATION_GOOGLE_CLIENT_ID", "drive-test-client".to_owned()),
+        (
+            "TRIBUTARY_INTEGRATION_GOOGLE_CLIENT_ID",
+            "drive-test-client".to_owned(),
+        ),
         (
             "TRIBUTARY_INTEGRATION_GOOGLE_CLIENT_SECRET",
             "drive-test-secret".to_owned(),
         ),
-        ("TRIBUTARY_INTEGRATION_GOOGLE_TOKEN_URL", token_uri.to_owned()),
+        (
+            "TRIBUTARY_INTEGRATION_GOOGLE_TOKEN_URL",
+            token_uri.to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -112,7 +118,10 @@ async fn an_oauth_connection_syncs_through_the_engine_with_a_refresh() {
         .await
         .expect("read")
         .expect("a connection");
-    assert!(refreshed.expires_at.unwrap_or(0) > now_epoch_seconds(), "refreshed");
+    assert!(
+        refreshed.expires_at.unwrap_or(0) > now_epoch_seconds(),
+        "refreshed"
+    );
     assert!(token.grants().iter().any(|g| g.subject.is_none()));
 
     let first = run(&engine, &id).await;

@@ -91,7 +91,8 @@ impl Corpus {
     }
 }
 
-pub const PLAN: &str = "# Plan\n\nShip **v2**.\n\n| Step | Owner |\n| --- | --- |\n| Build | Ada |\n";
+pub const PLAN: &str =
+    "# Plan\n\nShip **v2**.\n\n| Step | Owner |\n| --- | --- |\n| Build | Ada |\n";
 
 pub async fn world() -> (FakeGoogleDrive, TokenBook, Corpus) {
     let book = TokenBook::new();
@@ -118,9 +119,13 @@ pub async fn world() -> (FakeGoogleDrive, TokenBook, Corpus) {
             .under(&projects),
     );
     let report = fake.add(
-        NewFile::binary("report.pdf", "application/pdf", b"%PDF-1.7 quarterly numbers")
-            .owner(me)
-            .under(&projects),
+        NewFile::binary(
+            "report.pdf",
+            "application/pdf",
+            b"%PDF-1.7 quarterly numbers",
+        )
+        .owner(me)
+        .under(&projects),
     );
     let notes = fake.add(
         NewFile::binary("notes.txt", "text/plain", b"plain notes\n")
@@ -289,8 +294,12 @@ async fn a_full_sync_is_exact_and_resumes_from_every_checkpoint() {
     for listing in &listings {
         assert_eq!(listing.param("supportsAllDrives"), Some("true"));
         assert_eq!(listing.param("includeItemsFromAllDrives"), Some("true"));
-        assert!(listing.param("q").is_some_and(|q| q.contains("trashed = false")));
-        assert!(listing.param("fields").is_some_and(|f| f.starts_with("nextPageToken,files(")));
+        assert!(listing
+            .param("q")
+            .is_some_and(|q| q.contains("trashed = false")));
+        assert!(listing
+            .param("fields")
+            .is_some_and(|f| f.starts_with("nextPageToken,files(")));
     }
     assert!(listings.iter().any(|l| l.param("corpora") == Some("drive")
         && l.param("driveId") == Some(corpus.drive.as_str())));
@@ -300,14 +309,20 @@ async fn a_full_sync_is_exact_and_resumes_from_every_checkpoint() {
     assert_eq!(plan.markdown, PLAN);
     assert_eq!(plan.title.as_deref(), Some("Plan"));
     assert_eq!(plan.source, "google_drive");
-    assert_eq!(plan.id, Document::stable_id("connector:drive-test", &corpus.plan));
+    assert_eq!(
+        plan.id,
+        Document::stable_id("connector:drive-test", &corpus.plan)
+    );
     assert_eq!(plan.metadata["path"], json!("/My Drive/Projects/Plan"));
     assert_eq!(plan.metadata["owners"], json!([CONNECTED_USER]));
     assert_eq!(
         plan.metadata["mime_type"],
         json!("application/vnd.google-apps.document")
     );
-    assert!(plan.url.as_deref().is_some_and(|u| u.contains(&corpus.plan)));
+    assert!(plan
+        .url
+        .as_deref()
+        .is_some_and(|u| u.contains(&corpus.plan)));
     assert_eq!(plan.acl, vec![format!("user:{CONNECTED_USER}")]);
     let budget = by_id(&batches, &corpus.budget);
     for piece in [
@@ -317,10 +332,17 @@ async fn a_full_sync_is_exact_and_resumes_from_every_checkpoint() {
         "## Q2",
         "| Desks | 800 |",
     ] {
-        assert!(budget.markdown.contains(piece), "{piece:?} in {}", budget.markdown);
+        assert!(
+            budget.markdown.contains(piece),
+            "{piece:?} in {}",
+            budget.markdown
+        );
     }
     assert_eq!(budget.metadata["sheets"], json!("all"));
-    assert_eq!(by_id(&batches, &corpus.deck).markdown, "Roadmap\n\nQ3: launch");
+    assert_eq!(
+        by_id(&batches, &corpus.deck).markdown,
+        "Roadmap\n\nQ3: launch"
+    );
     let report = by_id(&batches, &corpus.report);
     let file = report.file.as_ref().expect("a file document");
     assert_eq!(file.mime_type, "application/pdf");
@@ -330,7 +352,10 @@ async fn a_full_sync_is_exact_and_resumes_from_every_checkpoint() {
     let readme = by_id(&batches, &corpus.readme);
     assert_eq!(
         readme.acl,
-        vec!["domain:example.com".to_owned(), format!("user:{CONNECTED_USER}")]
+        vec![
+            "domain:example.com".to_owned(),
+            format!("user:{CONNECTED_USER}")
+        ]
     );
     let runbook = by_id(&batches, &corpus.runbook);
     assert_eq!(runbook.metadata["path"], json!("/Engineering/Runbook"));
@@ -345,7 +370,12 @@ async fn a_full_sync_is_exact_and_resumes_from_every_checkpoint() {
         json!("/Engineering/Specs/API spec")
     );
     // Drawings and others' files are not synced; neither are folders.
-    for id in [&corpus.diagram, &corpus.adas, &corpus.projects, &corpus.specs] {
+    for id in [
+        &corpus.diagram,
+        &corpus.adas,
+        &corpus.projects,
+        &corpus.specs,
+    ] {
         assert!(!source_ids(&batches).contains(id));
     }
 
@@ -389,7 +419,10 @@ async fn two_thousand_files_sync_exactly() {
         .populate(CONNECTED_USER, &root, 2_000)
         .into_iter()
         .collect();
-    let connector = drive(&fake, json!({ "include_shared_drives": false, "batch_size": 200 }));
+    let connector = drive(
+        &fake,
+        json!({ "include_shared_drives": false, "batch_size": 200 }),
+    );
     let batches = pull_pass(&connector, None).await;
     let mut expected = bulk.clone();
     expected.extend(corpus.projects_tree());
@@ -401,8 +434,7 @@ async fn two_thousand_files_sync_exactly() {
     assert_eq!(failures, 0);
     // The folders of 100 show in the paths.
     let first = bulk.iter().next().expect("a file");
-    assert!(by_id(&batches, first)
-        .metadata["path"]
+    assert!(by_id(&batches, first).metadata["path"]
         .as_str()
         .is_some_and(|p| p.starts_with("/My Drive/Batch 0/File ")));
 }

@@ -205,11 +205,7 @@ pub async fn files_get(
     };
     let Some(file) = visible_file(&world, &user, &id, flag(&params, "supportsAllDrives")) else {
         // A shared drive's root folder has the drive's id.
-        if let Some(drive) = world
-            .drives
-            .get(&id)
-            .filter(|d| d.members.contains(&user))
-        {
+        if let Some(drive) = world.drives.get(&id).filter(|d| d.members.contains(&user)) {
             let body = json!({"kind": "drive#file", "id": drive.id, "name": drive.name,
                 "mimeType": FOLDER, "driveId": drive.id, "trashed": false});
             return Json(apply_mask(&body, params.get("fields").map(String::as_str)))
@@ -491,7 +487,8 @@ pub async fn changes_list(
         Ok(seq) if seq >= shared.change_floor() && seq <= world.seq => seq,
         _ => return invalid("pageToken"),
     };
-    let all_drives = flag(&params, "includeItemsFromAllDrives") && flag(&params, "supportsAllDrives");
+    let all_drives =
+        flag(&params, "includeItemsFromAllDrives") && flag(&params, "supportsAllDrives");
     let include_removed = flag(&params, "includeRemoved");
     let drive_filter = params.get("driveId").cloned();
     // Latest entry per file at or after `from`, in log order.

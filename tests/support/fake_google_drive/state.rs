@@ -282,7 +282,7 @@ impl World {
         let mut queue = vec![folder.to_owned()];
         while let Some(next) = queue.pop() {
             for file in self.files.values() {
-                if file.parents.iter().any(|p| *p == next) {
+                if file.parents.contains(&next) {
                     out.push(file.id.clone());
                     if file.mime_type == FOLDER {
                         queue.push(file.id.clone());
