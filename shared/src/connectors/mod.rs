@@ -32,6 +32,7 @@ pub use registry::{build, validate_config, Source};
 sources! {
     Jira => jira,
     Confluence => confluence,
+    GoogleDrive => google_drive,
     // new-source: registry line
 }
 
