@@ -29,6 +29,7 @@ pub use registry::{build, validate_config, Source};
 sources! {
     Jira => jira,
     Confluence => confluence,
+    Gmail => gmail,
     // new-source: registry line
 }
 
