@@ -4,7 +4,7 @@ mod crawl_cloud;
 mod crawl_pacing;
 mod file_documents;
 mod github_signin;
-mod gmail_connector;
+mod gmail;
 mod guarded_http;
 mod identity;
 mod integrations_flow;
