@@ -106,6 +106,7 @@ impl Connector for FileSource {
             documents,
             failures: Vec::new(),
             skipped,
+            deleted: Vec::new(),
             checkpoint: json!({"done": true}),
             done: true,
         })

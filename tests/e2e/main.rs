@@ -5,6 +5,7 @@ mod crawl_pacing;
 mod file_documents;
 mod github_signin;
 mod gmail;
+mod google_foundation;
 mod guarded_http;
 mod identity;
 mod integrations_flow;

@@ -9,6 +9,7 @@ pub mod fake_oidc;
 pub mod fake_ragflow;
 pub mod faults;
 pub mod files;
+pub mod google;
 pub mod moto;
 pub mod oidc;
 pub mod signin;

@@ -77,7 +77,8 @@ pub fn local_sync_engine(
         http,
     )
     .with_policy(Arc::new(policy))
-    .with_lease_ttl(lease_ttl_from_env()?);
+    .with_lease_ttl(lease_ttl_from_env()?)
+    .with_api_bases(tributary::sync::setup::api_bases_from_env()?);
     let engine = match connections {
         Some(connections) => engine.with_connections(Arc::new(connections)),
         None => engine,

@@ -13,9 +13,12 @@
 pub mod convert;
 pub mod document;
 #[cfg(feature = "sync")]
+pub mod google;
+#[cfg(feature = "sync")]
 pub mod kit;
 #[macro_use]
 pub mod registry;
+pub mod service_account;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -115,6 +118,9 @@ pub struct Batch {
     pub failures: Vec<DocumentFailure>,
     /// Files left out on purpose (see [`SkippedFile`]).
     pub skipped: Vec<SkippedFile>,
+    /// Source ids the source's change feed reports gone (deleted, trashed, moved out of
+    /// scope): removed from the sink with this batch. The slim listing still backs pruning.
+    pub deleted: Vec<String>,
     /// Where the next pull starts; opaque to the engine, saved after the batch is delivered.
     pub checkpoint: Value,
     /// No more documents after this batch (for this sync).
@@ -156,6 +162,13 @@ pub enum Credentials {
     /// The workspace's connection to an OAuth provider (`/integrations/{provider}`); holds
     /// no secret itself, the sync engine resolves it to the connection's tokens.
     Connection { provider: String },
+    /// A service account's key (Google's JSON key file) for domain-wide delegation;
+    /// `subject` is the user it acts as unless the source's configuration names users.
+    ServiceAccount {
+        key: service_account::ServiceAccountKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -164,6 +177,9 @@ impl std::fmt::Debug for Credentials {
             Credentials::Basic { email, .. } => write!(f, "Basic({email}, ..)"),
             Credentials::Bearer { .. } => f.write_str("Bearer(..)"),
             Credentials::Connection { provider } => write!(f, "Connection({provider})"),
+            Credentials::ServiceAccount { key, subject } => {
+                write!(f, "ServiceAccount({}, {subject:?}, ..)", key.client_email)
+            }
         }
     }
 }
@@ -198,6 +214,12 @@ impl From<Credentials> for kit::SourceAuth {
             },
             Credentials::Bearer { token } => kit::SourceAuth::Bearer(kit::AccessToken::new(token)),
             Credentials::Connection { provider } => kit::SourceAuth::Unresolved { provider },
+            Credentials::ServiceAccount { key, subject } => {
+                kit::SourceAuth::ServiceAccount(std::sync::Arc::new(kit::ServiceAccountAuth {
+                    key,
+                    subject,
+                }))
+            }
         }
     }
 }
@@ -212,4 +234,15 @@ pub struct BuildContext {
     pub auth: kit::SourceAuth,
     pub http: crate::http::GuardedClient,
     pub retry: crate::http::RetryPolicy,
+    /// Where provider APIs live (deployment configuration; see [`kit::ApiBases`]).
+    pub api_bases: kit::ApiBases,
+}
+
+#[cfg(feature = "sync")]
+impl BuildContext {
+    /// The base URL of the API `name` (`google_drive`, `gmail`, ...): the deployment's
+    /// `TRIBUTARY_API_URL_<NAME>`, else `default`.
+    pub fn api_base(&self, name: &str, default: &str) -> Result<url::Url, ConnectorError> {
+        self.api_bases.base(name, default)
+    }
 }

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::connectors::document::Document;
-use crate::connectors::kit::{ConnectionResolver, SourceAuth};
+use crate::connectors::kit::{ApiBases, ConnectionResolver, SourceAuth};
 use crate::connectors::{Batch, BuildContext, Connector, ConnectorError, Credentials};
 use crate::crawl::ssrf::NetworkPolicy;
 use crate::http::RetryPolicy;
@@ -157,7 +157,7 @@ pub fn connector_for(
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     crate::connectors::build(
         record.source,
-        build_context(record, credentials.into(), http, retry),
+        build_context(record, credentials.into(), http, retry, ApiBases::default()),
     )
 }
 
@@ -166,6 +166,7 @@ fn build_context(
     auth: SourceAuth,
     http: crate::http::GuardedClient,
     retry: RetryPolicy,
+    api_bases: ApiBases,
 ) -> BuildContext {
     BuildContext {
         connector_id: record.id.clone(),
@@ -174,6 +175,7 @@ fn build_context(
         auth,
         http,
         retry,
+        api_bases,
     }
 }
 
@@ -194,6 +196,8 @@ pub struct SyncEngine {
     policy: Arc<NetworkPolicy>,
     /// Resolves `{"type": "connection"}` credentials; without it they fail closed.
     connections: Option<Arc<dyn ConnectionResolver>>,
+    /// Where provider APIs live (deployment configuration, e.g. fakes in tests).
+    api_bases: ApiBases,
 }
 
 /// See [`SyncEngine::with_connector_factory`].
@@ -227,7 +231,14 @@ impl SyncEngine {
             connector_factory: None,
             policy: Arc::new(NetworkPolicy::strict()),
             connections: None,
+            api_bases: ApiBases::default(),
         }
+    }
+
+    /// Provider API base URLs over the sources' defaults (`TRIBUTARY_API_URL_<NAME>`).
+    pub fn with_api_bases(mut self, api_bases: ApiBases) -> Self {
+        self.api_bases = api_bases;
+        self
     }
 
     /// The workspace provider connections that `{"type": "connection"}` credentials use.
@@ -329,7 +340,13 @@ impl SyncEngine {
         let auth = credentials
             .resolve(&record.workspace_id, self.connections.as_deref())
             .await?;
-        let context = build_context(record, auth, self.http.clone(), self.retry.clone());
+        let context = build_context(
+            record,
+            auth,
+            self.http.clone(),
+            self.retry.clone(),
+            self.api_bases.clone(),
+        );
         Ok(crate::connectors::build(record.source, context)?)
     }
 
@@ -686,6 +703,8 @@ impl SyncEngine {
                 skipped.source_id, skipped.reason
             ));
         }
+        self.apply_tombstones(record, sink, &batch.deleted, run)
+            .await?;
         let mut changed: Vec<(Document, String, bool)> = Vec::new();
         for document in batch.documents {
             let hash = document.content_hash();
@@ -725,6 +744,36 @@ impl SyncEngine {
             .connectors
             .save_checkpoint(&record.id, checkpoint, batch.checkpoint)
             .await?)
+    }
+
+    /// Removes what the source's change feed reports gone (before the batch's documents,
+    /// so a file deleted and re-created within one batch ends up present). Ids never
+    /// delivered are ignored.
+    async fn apply_tombstones(
+        &self,
+        record: &ConnectorRecord,
+        sink: &dyn Sink,
+        source_ids: &[String],
+        run: &mut RunRecord,
+    ) -> Result<(), SyncError> {
+        let mut gone = Vec::new();
+        for source_id in source_ids.iter().collect::<HashSet<_>>() {
+            if let Some(entry) = self.connectors.document(&record.id, source_id).await? {
+                gone.push(entry);
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = gone.iter().map(|entry| entry.document_id.clone()).collect();
+        sink.delete(&ids).await?;
+        for entry in gone {
+            self.connectors
+                .forget_document(&record.id, &entry.source_id)
+                .await?;
+            run.counts.deleted += 1;
+        }
+        Ok(())
     }
 
     /// Removes from the sink what the source no longer has, only after a complete listing.

@@ -36,6 +36,14 @@ pub fn lease_ttl_from_env() -> Result<std::time::Duration, ConfigError> {
     }
 }
 
+/// `TRIBUTARY_API_URL_<NAME>`: provider API base URLs (fakes, sovereign clouds).
+pub fn api_bases_from_env() -> Result<crate::connectors::kit::ApiBases, ConfigError> {
+    crate::connectors::kit::ApiBases::from_env().map_err(|error| ConfigError::Invalid {
+        name: crate::connectors::kit::apis::API_URL_PREFIX,
+        reason: error.to_string(),
+    })
+}
+
 pub fn vault_from_env() -> Result<Vault, ConfigError> {
     Vault::from_env().map_err(|error| ConfigError::Invalid {
         name: ENCRYPTION_KEY,
@@ -110,7 +118,8 @@ pub fn engine_with_vault(
     )?;
     let engine = SyncEngine::new(table, queues, vault, sinks, http)
         .with_policy(policy)
-        .with_lease_ttl(lease_ttl_from_env()?);
+        .with_lease_ttl(lease_ttl_from_env()?)
+        .with_api_bases(api_bases_from_env()?);
     Ok(match connections {
         Some(connections) => engine.with_connections(Arc::new(connections)),
         None => engine,

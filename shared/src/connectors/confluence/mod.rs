@@ -229,6 +229,7 @@ impl Connector for ConfluenceConnector {
             checkpoint: checkpoint.to_value(),
             done,
             skipped: Vec::new(),
+            deleted: Vec::new(),
         })
     }
 

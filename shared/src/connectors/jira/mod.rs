@@ -196,6 +196,7 @@ impl Connector for JiraConnector {
             checkpoint: checkpoint.to_value(),
             done,
             skipped: Vec::new(),
+            deleted: Vec::new(),
         })
     }
 

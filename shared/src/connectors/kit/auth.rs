@@ -61,6 +61,17 @@ pub enum SourceAuth {
     Connection(Arc<dyn AccessTokenSource>),
     /// A connection no resolver was given for: every request fails closed.
     Unresolved { provider: String },
+    /// A service-account key: the source exchanges it for tokens per user it acts as
+    /// (`connectors::google::GoogleAuth`); used as is, every request fails closed.
+    ServiceAccount(Arc<ServiceAccountAuth>),
+}
+
+/// Service-account credentials as a connector holds them.
+#[derive(Clone, Debug)]
+pub struct ServiceAccountAuth {
+    pub key: crate::connectors::service_account::ServiceAccountKey,
+    /// The user to act as when the configuration names none.
+    pub subject: Option<String>,
 }
 
 impl fmt::Debug for SourceAuth {
@@ -70,6 +81,9 @@ impl fmt::Debug for SourceAuth {
             SourceAuth::Bearer(_) => f.write_str("Bearer(..)"),
             SourceAuth::Connection(_) => f.write_str("Connection(..)"),
             SourceAuth::Unresolved { provider } => write!(f, "Unresolved({provider})"),
+            SourceAuth::ServiceAccount(account) => {
+                write!(f, "ServiceAccount({}, ..)", account.key.client_email)
+            }
         }
     }
 }
@@ -94,6 +108,11 @@ impl SourceAuth {
                 return Err(ConnectorError::Unauthorized(format!(
                     "the connection to {provider} is not available here"
                 )))
+            }
+            SourceAuth::ServiceAccount(_) => {
+                return Err(ConnectorError::Unauthorized(
+                    "service-account credentials are not usable by this source".into(),
+                ))
             }
         })
     }

@@ -42,13 +42,17 @@
 //! let next_checkpoint = page.next; // None: the listing is complete
 //! ```
 
+pub mod apis;
 pub mod auth;
 pub mod client;
 pub mod files;
 pub mod governor;
 pub mod paginate;
 
-pub use auth::{AccessToken, AccessTokenSource, ConnectionResolver, SourceAuth};
+pub use apis::ApiBases;
+pub use auth::{
+    AccessToken, AccessTokenSource, ConnectionResolver, ServiceAccountAuth, SourceAuth,
+};
 pub use client::{ApiCall, ApiClient, ApiResponse, Download};
 pub use governor::{Governor, Throttle, ThrottleScope, ThrottleShape};
 pub use paginate::{After, Collected, End, Page, PageRequest, PageStyle, Paginator};
