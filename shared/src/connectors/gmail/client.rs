@@ -138,8 +138,6 @@ pub(super) struct Message {
 #[serde(rename_all = "camelCase")]
 pub(super) struct MessagePart {
     #[serde(default)]
-    pub(super) part_id: Option<String>,
-    #[serde(default)]
     pub(super) mime_type: String,
     #[serde(default)]
     pub(super) filename: String,

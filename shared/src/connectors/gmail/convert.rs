@@ -16,7 +16,7 @@ use crate::connectors::convert::html_to_markdown;
 use crate::connectors::kit::files::{text_kind, to_markdown};
 
 /// What a message's body is made of.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum BodySource<'a> {
     /// `text/plain` or `text/html` with its data inline.
     Inline { part: &'a MessagePart, html: bool },

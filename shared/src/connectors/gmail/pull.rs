@@ -132,26 +132,33 @@ async fn listing_step(
 ) -> Result<Phase, ConnectorError> {
     let config = &connector.config;
     let (q, include_spam_trash) = config.list_scope();
-    let list = |token: Option<String>| async move {
-        mailbox
-            .threads(
-                q.as_deref(),
-                &config.labels,
-                include_spam_trash,
-                config.batch_size,
-                token.as_deref(),
-            )
-            .await
-    };
-    let page = match list(page_token.clone()).await? {
+    let listed = mailbox
+        .threads(
+            q.as_deref(),
+            &config.labels,
+            include_spam_trash,
+            config.batch_size,
+            page_token.as_deref(),
+        )
+        .await?;
+    let page = match listed {
         Some(page) => page,
         None => {
             // Page tokens do not last forever; the anchor is kept, so restarting the
             // listing loses nothing.
             tracing::warn!("Gmail refused a listing page token; restarting the listing");
-            list(None).await?.ok_or_else(|| {
-                ConnectorError::Protocol("Gmail refused the first listing page".into())
-            })?
+            mailbox
+                .threads(
+                    q.as_deref(),
+                    &config.labels,
+                    include_spam_trash,
+                    config.batch_size,
+                    None,
+                )
+                .await?
+                .ok_or_else(|| {
+                    ConnectorError::Protocol("Gmail refused the first listing page".into())
+                })?
         }
     };
     let ids: Vec<String> = page.threads.into_iter().map(|t| t.id).collect();
@@ -233,7 +240,8 @@ async fn fetch_all(
     ids: &[String],
     check_query: bool,
 ) -> Result<Vec<Fetched>, ConnectorError> {
-    futures::stream::iter(ids.iter().map(|id| fetch(connector, mailbox, id, check_query)))
+    futures::stream::iter(0..ids.len())
+        .map(|index| fetch(connector, mailbox, &ids[index], check_query))
         .buffered(GET_CONCURRENCY)
         .try_collect()
         .await
