@@ -2,6 +2,7 @@
 //! change, restore; the label and query scopes; an expired historyId.
 
 use serde_json::json;
+use tributary::connectors::Connector;
 
 use super::full::generated;
 use super::{connector, expected_ids, fake, last_checkpoint, pass, Mirror, ADA};
@@ -25,7 +26,12 @@ async fn the_change_feed_applies_every_kind_of_change() {
     assert!(requests[0].path.ends_with("/users/me/history"));
     assert_eq!(
         requests[0].params("historyTypes"),
-        ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
+        [
+            "messageAdded",
+            "messageDeleted",
+            "labelAdded",
+            "labelRemoved"
+        ]
     );
     let checkpoint = last_checkpoint(&quiet);
 
@@ -51,24 +57,47 @@ async fn the_change_feed_applies_every_kind_of_change() {
     let gone: Vec<&String> = batches.iter().flat_map(|b| &b.deleted).collect();
     let id = |thread: &str| format!("me:{thread}");
     for thread in [&deleted.id, &trashed.id, &spammed.id] {
-        assert!(gone.contains(&&id(thread)), "{thread} not reported gone: {gone:?}");
+        assert!(
+            gone.contains(&&id(thread)),
+            "{thread} not reported gone: {gone:?}"
+        );
     }
     assert_eq!(gone.len(), 3);
     let fresh = mirror.get("me", &new_thread);
     assert!(fresh.markdown.contains("Marker FRESH arrives"));
     let reply = mirror.get("me", &replied.id);
-    assert!(reply.markdown.contains("Marker REPLY answers"), "{}", reply.markdown);
-    assert!(!reply.markdown.contains("> Marker"), "the quote is stripped:\n{}", reply.markdown);
+    assert!(
+        reply.markdown.contains("Marker REPLY answers"),
+        "{}",
+        reply.markdown
+    );
+    assert!(
+        !reply.markdown.contains("> Marker"),
+        "the quote is stripped:\n{}",
+        reply.markdown
+    );
     assert_eq!(reply.metadata["message_count"], json!(2));
     let labels = &mirror.get("me", &relabelled.id).metadata["labels"];
-    assert!(labels.as_array().unwrap().contains(&json!("Label_9")), "{labels}");
+    assert!(
+        labels.as_array().unwrap().contains(&json!("Label_9")),
+        "{labels}"
+    );
     let two_left = mirror.get("me", &half_deleted.id);
     assert_eq!(two_left.metadata["message_count"], json!(2));
     assert!(!two_left.markdown.contains(&half_deleted.markers[2]));
     // Only the change feed and the touched threads were read: no listing.
     let requests = fake.requests();
-    assert!(!requests.iter().any(|r| r.path.ends_with("/threads")), "{requests:?}");
-    assert!(requests.iter().filter(|r| r.path.contains("/threads/")).count() <= 7);
+    assert!(
+        !requests.iter().any(|r| r.path.ends_with("/threads")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path.contains("/threads/"))
+            .count()
+            <= 7
+    );
 
     // Restore: out of the trash and out of spam, the threads come back.
     let checkpoint = last_checkpoint(&batches);
@@ -80,7 +109,11 @@ async fn the_change_feed_applies_every_kind_of_change() {
     assert_eq!(mirror.ids(), expected_ids(&fake, ADA, "me"));
     assert!(mirror.documents.contains_key(&id(&trashed.id)));
     assert!(mirror.documents.contains_key(&id(&spammed.id)));
-    assert_eq!(mirror.prune(&gmail).await, 0, "the feed left nothing for the prune");
+    assert_eq!(
+        mirror.prune(&gmail).await,
+        0,
+        "the feed left nothing for the prune"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +155,10 @@ async fn a_thread_leaving_the_label_or_query_scope_is_removed() {
     let next = pass(&queried, Some(last_checkpoint(&batches))).await;
     mirror.apply_all(&next);
     assert!(!mirror.documents.contains_key(&format!("me:{outsider}")));
-    assert!(mirror.get("me", &insider.id).markdown.contains("Marker INSIDER reply"));
+    assert!(mirror
+        .get("me", &insider.id)
+        .markdown
+        .contains("Marker INSIDER reply"));
     // The scope of touched threads was asked of Gmail: the query plus their Message-IDs.
     let checks: Vec<_> = fake
         .requests()
@@ -130,7 +166,9 @@ async fn a_thread_leaving_the_label_or_query_scope_is_removed() {
         .filter(|r| r.path.ends_with("/threads"))
         .collect();
     assert_eq!(checks.len(), 2);
-    assert!(checks.iter().all(|c| c.param("q").is_some_and(|q| q.starts_with("(-from:new@example.com) (rfc822msgid:"))));
+    assert!(checks.iter().all(|c| c
+        .param("q")
+        .is_some_and(|q| q.starts_with("(-from:new@example.com) (rfc822msgid:"))));
 }
 
 #[tokio::test]
@@ -166,7 +204,11 @@ async fn an_expired_history_id_resyncs_in_full_without_losing_anything() {
     }
     let requests = fake.requests();
     assert!(requests[0].path.ends_with("/history"));
-    assert!(requests[1].path.ends_with("/profile"), "a fresh anchor first: {:?}", requests[1]);
+    assert!(
+        requests[1].path.ends_with("/profile"),
+        "a fresh anchor first: {:?}",
+        requests[1]
+    );
     assert!(requests[2].path.ends_with("/threads"));
     assert!(mirror.get("me", &added).markdown.contains("Marker AWAY"));
     // The engine's prune after the completed run removes the thread deleted meanwhile.

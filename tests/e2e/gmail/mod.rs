@@ -102,7 +102,8 @@ impl Mirror {
     pub(crate) fn apply(&mut self, batch: &Batch) {
         for document in &batch.documents {
             self.writes += 1;
-            self.documents.insert(document.source_id.clone(), document.clone());
+            self.documents
+                .insert(document.source_id.clone(), document.clone());
         }
         for gone in &batch.deleted {
             self.documents.remove(gone);
@@ -147,7 +148,10 @@ pub(crate) async fn list_all(connector: &GmailConnector) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1_000 {
-        let page = connector.list_ids(cursor.as_deref()).await.expect("a listing page");
+        let page = connector
+            .list_ids(cursor.as_deref())
+            .await
+            .expect("a listing page");
         ids.extend(page.source_ids);
         cursor = page.next;
         if cursor.is_none() {

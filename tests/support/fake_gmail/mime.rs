@@ -105,9 +105,7 @@ impl Mime {
 
     fn mime_type(&self) -> String {
         match self {
-            Mime::Text { mime_type, .. } | Mime::File { mime_type, .. } => {
-                (*mime_type).to_owned()
-            }
+            Mime::Text { mime_type, .. } | Mime::File { mime_type, .. } => (*mime_type).to_owned(),
             Mime::Multi { subtype, .. } => format!("multipart/{subtype}"),
         }
     }
@@ -131,7 +129,13 @@ pub fn payload(
     part(root, "", headers, message_id, apart)
 }
 
-fn part(node: &Mime, part_id: &str, mut headers: Vec<Value>, message_id: &str, apart: &mut Apart) -> Value {
+fn part(
+    node: &Mime,
+    part_id: &str,
+    mut headers: Vec<Value>,
+    message_id: &str,
+    apart: &mut Apart,
+) -> Value {
     headers.push(json!({"name": "Content-Type", "value": node.content_type()}));
     let child_id = |index: usize| {
         if part_id.is_empty() {
@@ -147,7 +151,11 @@ fn part(node: &Mime, part_id: &str, mut headers: Vec<Value>, message_id: &str, a
         json!({"attachmentId": id, "size": bytes.len()})
     };
     match node {
-        Mime::Text { bytes, apart: stored_apart, .. } => {
+        Mime::Text {
+            bytes,
+            apart: stored_apart,
+            ..
+        } => {
             headers.push(json!({"name": "Content-Transfer-Encoding", "value": "quoted-printable"}));
             let body = if *stored_apart {
                 keep_apart(bytes)

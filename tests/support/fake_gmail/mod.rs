@@ -255,17 +255,26 @@ impl FakeGmail {
 
     /// The next `n` API calls answer 403 `userRateLimitExceeded`.
     pub fn rate_limit_next(&self, n: usize) {
-        self.shared.lock().faults.extend(std::iter::repeat_n(Fault::UserRateLimit, n));
+        self.shared
+            .lock()
+            .faults
+            .extend(std::iter::repeat_n(Fault::UserRateLimit, n));
     }
 
     /// The next `n` API calls answer 429 with `Retry-After: 0`.
     pub fn too_many_requests_next(&self, n: usize) {
-        self.shared.lock().faults.extend(std::iter::repeat_n(Fault::TooManyRequests, n));
+        self.shared
+            .lock()
+            .faults
+            .extend(std::iter::repeat_n(Fault::TooManyRequests, n));
     }
 
     /// The next `n` API calls answer 503.
     pub fn fail_next(&self, n: usize) {
-        self.shared.lock().faults.extend(std::iter::repeat_n(Fault::Unavailable, n));
+        self.shared
+            .lock()
+            .faults
+            .extend(std::iter::repeat_n(Fault::Unavailable, n));
     }
 
     /// How many injected faults were answered.
@@ -303,9 +312,15 @@ impl FakeGmail {
                     newest,
                     ThreadInfo {
                         id: id.clone(),
-                        subject: messages.first().map(|m| m.subject.clone()).unwrap_or_default(),
+                        subject: messages
+                            .first()
+                            .map(|m| m.subject.clone())
+                            .unwrap_or_default(),
                         markers: messages.iter().filter_map(|m| marker_of(&m.text)).collect(),
-                        labels: messages.iter().flat_map(|m| m.labels.iter().cloned()).collect(),
+                        labels: messages
+                            .iter()
+                            .flat_map(|m| m.labels.iter().cloned())
+                            .collect(),
                         message_ids: messages.iter().map(|m| m.id.clone()).collect(),
                     },
                 )
@@ -363,7 +378,10 @@ impl FakeGmail {
         let mut state = self.shared.lock();
         let at = state.clock(user);
         let mut mailbox = std::mem::take(state.mailbox_mut(user));
-        let previous = mailbox.threads[thread_id].last().cloned().expect("a message");
+        let previous = mailbox.threads[thread_id]
+            .last()
+            .cloned()
+            .expect("a message");
         let quoted = format!(
             "{body}\n\nOn Thu, 2 May 2024 at 10:00, {} wrote:\n> {}\n",
             previous.from,
@@ -381,7 +399,11 @@ impl FakeGmail {
         );
         let id = message.id.clone();
         mailbox.record("messageAdded", &message, Vec::new());
-        mailbox.threads.get_mut(thread_id).expect("thread").push(message);
+        mailbox
+            .threads
+            .get_mut(thread_id)
+            .expect("thread")
+            .push(message);
         *state.mailbox_mut(user) = mailbox;
         id
     }
@@ -399,7 +421,10 @@ impl FakeGmail {
             return;
         };
         let messages = mailbox.threads.get_mut(&thread_id).expect("thread");
-        let position = messages.iter().position(|m| m.id == message_id).expect("message");
+        let position = messages
+            .iter()
+            .position(|m| m.id == message_id)
+            .expect("message");
         let message = messages.remove(position);
         if messages.is_empty() {
             mailbox.threads.remove(&thread_id);
@@ -580,7 +605,12 @@ impl Mailbox {
 }
 
 /// A Google JSON error.
-pub(crate) fn google_error(status: u16, message: &str, reason: &str, status_name: &str) -> axum::response::Response {
+pub(crate) fn google_error(
+    status: u16,
+    message: &str,
+    reason: &str,
+    status_name: &str,
+) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let code = axum::http::StatusCode::from_u16(status).expect("a status");
     let body = json!({"error": {"code": status, "message": message,

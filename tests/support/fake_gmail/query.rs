@@ -146,7 +146,14 @@ fn term(word: &str) -> Result<Query, String> {
         Some((field, value)) => {
             let field = field.to_ascii_lowercase();
             let known = [
-                "from", "to", "subject", "label", "in", "is", "has", "rfc822msgid",
+                "from",
+                "to",
+                "subject",
+                "label",
+                "in",
+                "is",
+                "has",
+                "rfc822msgid",
             ];
             if !known.contains(&field.as_str()) || value.is_empty() {
                 return Err(format!("unsupported operator {field}:"));
@@ -168,10 +175,13 @@ impl Query {
             Query::Any(any) => any.iter().any(|q| q.matches(view)),
             Query::Not(inner) => !inner.matches(view),
             Query::Term(None, word) => {
-                contains(view.subject, word) || contains(view.text, word) || contains(view.from, word)
+                contains(view.subject, word)
+                    || contains(view.text, word)
+                    || contains(view.from, word)
             }
             Query::Term(Some(field), value) => {
-                let has_label = |label: &str| view.labels.iter().any(|l| l.eq_ignore_ascii_case(label));
+                let has_label =
+                    |label: &str| view.labels.iter().any(|l| l.eq_ignore_ascii_case(label));
                 match field.as_str() {
                     "from" => contains(view.from, value),
                     "to" => contains(view.to, value),
@@ -184,7 +194,12 @@ impl Query {
                     "is" => has_label(value),
                     "has" => value.eq_ignore_ascii_case("attachment") && view.has_attachment,
                     "rfc822msgid" => {
-                        let bare = |id: &str| id.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+                        let bare = |id: &str| {
+                            id.trim()
+                                .trim_start_matches('<')
+                                .trim_end_matches('>')
+                                .to_owned()
+                        };
                         bare(view.message_id) == bare(value)
                     }
                     _ => false,

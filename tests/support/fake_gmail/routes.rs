@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::query::{self, View};
-use super::{google_error, Fault, FakeMessage, Mailbox, Recorded, Shared, State as FakeState};
+use super::{google_error, FakeMessage, Fault, Mailbox, Recorded, Shared, State as FakeState};
 
 pub(super) fn router(shared: Shared) -> Router {
     Router::new()
@@ -33,20 +33,36 @@ fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
         return Vec::new();
     };
     reqwest::Url::parse(&format!("http://fake/?{raw}"))
-        .map(|url| url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .map(|url| {
+            url.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn params<'a>(query: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    query.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    query
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 fn not_found() -> Response {
-    google_error(404, "Requested entity was not found.", "notFound", "NOT_FOUND")
+    google_error(
+        404,
+        "Requested entity was not found.",
+        "notFound",
+        "NOT_FOUND",
+    )
 }
 
 fn bad_request(message: &str) -> Response {
@@ -75,7 +91,12 @@ fn admit(
         return Err(match fault {
             Fault::UserRateLimit => crate::google::rate_limited("userRateLimitExceeded"),
             Fault::TooManyRequests => crate::google::too_many_requests(0),
-            Fault::Unavailable => google_error(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"),
+            Fault::Unavailable => google_error(
+                503,
+                "The service is currently unavailable.",
+                "backendError",
+                "UNAVAILABLE",
+            ),
         });
     }
     let Some(token_user) = token_user else {
@@ -91,7 +112,12 @@ fn admit(
         ));
     }
     if !state.mailboxes.contains_key(&token_user) {
-        return Err(google_error(400, "Mail service not enabled", "failedPrecondition", "FAILED_PRECONDITION"));
+        return Err(google_error(
+            400,
+            "Mail service not enabled",
+            "failedPrecondition",
+            "FAILED_PRECONDITION",
+        ));
     }
     Ok(token_user)
 }
@@ -196,7 +222,10 @@ async fn threads_list(
         .threads
         .iter()
         .filter(|(_, messages)| {
-            let labels: BTreeSet<&str> = messages.iter().flat_map(|m| m.labels.iter().map(String::as_str)).collect();
+            let labels: BTreeSet<&str> = messages
+                .iter()
+                .flat_map(|m| m.labels.iter().map(String::as_str))
+                .collect();
             label_ids.iter().all(|l| labels.contains(l))
                 && messages.iter().any(|m| {
                     (spam_trash || (!m.labels.contains("SPAM") && !m.labels.contains("TRASH")))
@@ -230,12 +259,23 @@ async fn threads_list(
 
 fn snippet(message: Option<&FakeMessage>) -> String {
     message
-        .map(|m| m.text.chars().take(100).collect::<String>().replace('\n', " "))
+        .map(|m| {
+            m.text
+                .chars()
+                .take(100)
+                .collect::<String>()
+                .replace('\n', " ")
+        })
         .unwrap_or_default()
 }
 
 fn thread_history_id(messages: &[FakeMessage]) -> String {
-    messages.iter().map(|m| m.history_id).max().unwrap_or(0).to_string()
+    messages
+        .iter()
+        .map(|m| m.history_id)
+        .max()
+        .unwrap_or(0)
+        .to_string()
 }
 
 fn message_json(message: &FakeMessage, format: &str) -> Value {
@@ -342,7 +382,8 @@ async fn attachment_get(
         Ok(key) => key,
         Err(response) => return response,
     };
-    let Some(bytes) = find_message(&state.mailboxes[&key], &message).and_then(|m| m.apart.get(&id)) else {
+    let Some(bytes) = find_message(&state.mailboxes[&key], &message).and_then(|m| m.apart.get(&id))
+    else {
         return not_found();
     };
     Json(json!({"size": bytes.len(), "data": URL_SAFE.encode(bytes)})).into_response()
@@ -375,7 +416,11 @@ async fn history_list(
     if start < mailbox.history_floor {
         return not_found();
     }
-    let search = format!("{start}\u{1f}{}\u{1f}{}", types.join(","), label.unwrap_or_default());
+    let search = format!(
+        "{start}\u{1f}{}\u{1f}{}",
+        types.join(","),
+        label.unwrap_or_default()
+    );
     let offset = match param(&query, "pageToken") {
         None => 0,
         Some(token) => match read_token(token, &search, state.token_epoch) {
@@ -403,9 +448,13 @@ async fn history_list(
                 "messageAdded" => value["messagesAdded"] = json!([{"message": message}]),
                 "messageDeleted" => value["messagesDeleted"] = json!([{"message": message}]),
                 "labelAdded" => {
-                    value["labelsAdded"] = json!([{"message": message, "labelIds": record.changed_labels}])
+                    value["labelsAdded"] =
+                        json!([{"message": message, "labelIds": record.changed_labels}])
                 }
-                _ => value["labelsRemoved"] = json!([{"message": message, "labelIds": record.changed_labels}]),
+                _ => {
+                    value["labelsRemoved"] =
+                        json!([{"message": message, "labelIds": record.changed_labels}])
+                }
             }
             value
         })
