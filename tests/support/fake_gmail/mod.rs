@@ -514,7 +514,7 @@ fn marker_of(text: &str) -> Option<String> {
 
 impl State {
     pub(crate) fn new_id(&mut self) -> String {
-        self.next_id += 0x1_0000_1;
+        self.next_id += 0x0010_0001;
         format!("{:016x}", self.next_id)
     }
 
