@@ -4,6 +4,7 @@ mod crawl_cloud;
 mod crawl_pacing;
 mod file_documents;
 mod github_signin;
+mod gmail;
 mod google_drive;
 mod google_foundation;
 mod guarded_http;

@@ -74,11 +74,18 @@ async fn get_sources_describes_every_source_with_its_config_schema() {
         assert!(item["title"].as_str().is_some_and(|t| !t.is_empty()));
         let schema = &item["config_schema"];
         assert_eq!(schema["type"], "object", "{schema}");
+        // Sources on a site of their own need its URL; Google's API hosts are deployment
+        // settings, never connector fields (a chosen host would receive the token).
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        let google = item["provider"] == json!("google");
+        assert_eq!(
+            required.contains(&json!("base_url")),
+            !google,
+            "base_url required unless a Google source: {schema}"
+        );
         assert!(
-            schema["required"]
-                .as_array()
-                .is_some_and(|r| r.contains(&json!("base_url"))),
-            "base_url is required: {schema}"
+            !google || schema["properties"].get("base_url").is_none(),
+            "{schema}"
         );
         assert_eq!(
             schema["additionalProperties"], false,
@@ -97,6 +104,18 @@ async fn get_sources_describes_every_source_with_its_config_schema() {
         json!(["basic", "bearer", "connection"])
     );
     assert_eq!(jira["provider"], Value::Null, "any provider's connection");
+    for google in ["google_drive", "gmail"] {
+        let item = items
+            .iter()
+            .find(|i| i["source"] == json!(google))
+            .expect("listed");
+        assert_eq!(item["provider"], json!("google"), "{item}");
+        assert_eq!(
+            item["credential_kinds"],
+            json!(["connection", "service_account"]),
+            "{item}"
+        );
+    }
     assert!(jira["config_schema"]["properties"]["project_keys"].is_object());
     let confluence = items.iter().find(|i| i["source"] == "confluence");
     assert!(confluence.is_some_and(|c| c["config_schema"]["properties"]["space_keys"].is_object()));

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod fake_confluence;
 pub mod fake_github;
+pub mod fake_gmail;
 pub mod fake_google_drive;
 pub mod fake_jira;
 pub mod fake_oidc;

@@ -33,6 +33,7 @@ sources! {
     Jira => jira,
     Confluence => confluence,
     GoogleDrive => google_drive,
+    Gmail => gmail,
     // new-source: registry line
 }
 

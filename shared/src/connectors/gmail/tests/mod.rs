@@ -1,0 +1,5 @@
+//! The Gmail connector's unit tests, by concern.
+
+mod checkpoint;
+mod config;
+mod convert;
