@@ -7,14 +7,15 @@
 //! `cargo bench -p tributary-e2e --bench google_drive` (sizes 1000 and 10000; or
 //! `-- 2000 5000` for others)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tributary::connectors::google_drive::GoogleDriveConnector;
 use tributary::connectors::{Connector, Credentials};
 use tributary::http::RetryPolicy;
+use tributary_e2e::bench::{
+    arg_after, measure_each, peak_rss_kib, serve_until_parent_closes, sizes, FakeProcess,
+};
 use tributary_e2e::fake_google_drive::FakeGoogleDrive;
 use tributary_e2e::google::{TokenBook, CONNECTED_USER};
 
@@ -22,46 +23,18 @@ const SERVE: &str = "--serve-fake-drive";
 const MEASURE: &str = "--measure";
 const TOKEN: &str = "ya29.bench-token";
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn arg_after(args: &[String], flag: &str) -> Option<usize> {
-    let position = args.iter().position(|arg| arg == flag)?;
-    args.get(position + 1)?.parse().ok()
-}
-
 async fn serve(count: usize) {
     let book = TokenBook::new();
     book.allow(TOKEN, CONNECTED_USER);
     let fake = FakeGoogleDrive::start(book, &[CONNECTED_USER]).await;
     let root = fake.root_of(CONNECTED_USER);
     fake.populate(CONNECTED_USER, &root, count);
-    println!("{}", fake.base_url());
-    // Serve until the parent closes our stdin.
-    let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
+    serve_until_parent_closes(&fake.base_url()).await;
 }
 
 async fn measure(count: usize) {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .args([SERVE, &count.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the fake Drive");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the fake's address");
-    let base = line.trim().to_owned();
+    let fake = FakeProcess::start(SERVE, count);
+    let base = fake.base_url.clone();
     let drive_base = reqwest::Url::parse(&format!("{base}/drive/v3")).expect("url");
     let sheets_base = reqwest::Url::parse(&format!("{base}/v4")).expect("url");
     let config = serde_json::from_value(json!({"batch_size": 100})).expect("config");
@@ -114,8 +87,7 @@ async fn measure(count: usize) {
         }
     }
     let total = started.elapsed();
-    drop(child.stdin.take());
-    let _ = child.wait();
+    drop(fake);
     assert_eq!(documents, count, "every file synced once");
     assert_eq!(listed, count, "every file listed");
     println!(
@@ -137,19 +109,8 @@ async fn main() {
     if let Some(count) = arg_after(&args, MEASURE) {
         return measure(count).await;
     }
-    let mut sizes: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
-    if sizes.is_empty() {
-        sizes = vec![1000, 10_000];
-    }
     println!("Google Drive full sync against the fake (pull pass + slim listing):");
     println!("|  files | pull (s) |  files/s | total (s) | peak RSS (MiB) | content (KiB) |");
     println!("|-------:|---------:|---------:|----------:|---------------:|--------------:|");
-    for count in sizes {
-        // One process per size: VmHWM is a high-water mark.
-        let status = Command::new(std::env::current_exe().expect("own path"))
-            .args([MEASURE, &count.to_string()])
-            .status()
-            .expect("run a measurement");
-        assert!(status.success(), "measurement at {count} failed");
-    }
+    measure_each(MEASURE, &sizes(&args, &[1000, 10_000]));
 }

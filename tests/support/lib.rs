@@ -1,6 +1,7 @@
 //! Test support shared by the end-to-end and contract suites.
 
 pub mod app;
+pub mod bench;
 pub mod fake_confluence;
 pub mod fake_github;
 pub mod fake_gmail;
