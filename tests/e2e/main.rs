@@ -13,6 +13,7 @@ mod integrations_flow;
 mod integrations_refresh;
 mod jira_connector;
 mod local;
+mod microsoft_foundation;
 mod oidc_harness;
 mod oidc_negative;
 mod oidc_signin;

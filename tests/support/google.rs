@@ -3,7 +3,6 @@
 //! bearer grant of a service account (RS256 against the fixture key) and the refresh
 //! grant of a connection.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
@@ -16,6 +15,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tributary::connectors::service_account::{PrivateKeyPem, ServiceAccountKey};
 use tributary::connectors::Credentials;
+
+pub use crate::tokens::TokenBook;
 
 /// The service account of the fixture key.
 pub const SERVICE_ACCOUNT_EMAIL: &str = "tributary-sync@fixture-project.iam.gserviceaccount.com";
@@ -64,49 +65,6 @@ wACruQUqyciyVnYwoOh255MVLq6vXO6bKGqXoo39FU4fTG+Mh+D3XUJ4GemV+H3y
 4wIDAQAB
 -----END PUBLIC KEY-----
 ";
-
-/// Which user each live access token acts for; shared by the token endpoint and the fakes.
-#[derive(Clone, Default)]
-pub struct TokenBook {
-    users: Arc<Mutex<HashMap<String, String>>>,
-}
-
-impl TokenBook {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn allow(&self, token: &str, user: &str) {
-        self.users
-            .lock()
-            .expect("token book")
-            .insert(token.to_owned(), user.to_owned());
-    }
-
-    /// The token stops working (as when it expires): the next call answers 401.
-    pub fn revoke(&self, token: &str) {
-        self.users.lock().expect("token book").remove(token);
-    }
-
-    pub fn revoke_all(&self) {
-        self.users.lock().expect("token book").clear();
-    }
-
-    /// The user of an `Authorization: Bearer <token>` header, when the token is live.
-    pub fn user_of(&self, authorization: Option<&str>) -> Option<String> {
-        let token = authorization?.strip_prefix("Bearer ")?;
-        self.users.lock().expect("token book").get(token).cloned()
-    }
-
-    /// [`TokenBook::user_of`] on a request's headers.
-    pub fn user_of_headers(&self, headers: &axum::http::HeaderMap) -> Option<String> {
-        self.user_of(
-            headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-    }
-}
 
 /// Google's answer to a missing, expired or revoked token.
 pub fn unauthorized() -> Response {

@@ -9,6 +9,7 @@
 //! itself to the [`registry`] (`source()` in its `mod.rs`), listed once in the `sources!`
 //! invocation below, which also declares its module.
 
+pub mod client_credentials;
 #[cfg(feature = "sync")]
 pub mod convert;
 pub mod document;
@@ -16,6 +17,8 @@ pub mod document;
 pub mod google;
 #[cfg(feature = "sync")]
 pub mod kit;
+#[cfg(feature = "sync")]
+pub mod microsoft;
 #[macro_use]
 pub mod registry;
 pub mod service_account;
@@ -170,6 +173,16 @@ pub enum Credentials {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subject: Option<String>,
     },
+    /// An application's own credentials (OAuth 2.0 client credentials grant, app-only
+    /// access such as a Microsoft Entra app): a client secret, or a certificate whose key
+    /// signs a client assertion. The tenant is the source's configuration.
+    ClientCredentials {
+        client_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_secret: Option<client_credentials::ClientSecret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<client_credentials::ClientCertificate>,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -180,6 +193,9 @@ impl std::fmt::Debug for Credentials {
             Credentials::Connection { provider } => write!(f, "Connection({provider})"),
             Credentials::ServiceAccount { key, subject } => {
                 write!(f, "ServiceAccount({}, {subject:?}, ..)", key.client_email)
+            }
+            Credentials::ClientCredentials { client_id, .. } => {
+                write!(f, "ClientCredentials({client_id}, ..)")
             }
         }
     }
@@ -221,6 +237,25 @@ impl From<Credentials> for kit::SourceAuth {
                     subject,
                 }))
             }
+            Credentials::ClientCredentials {
+                client_id,
+                client_secret,
+                certificate,
+            } => match client_credentials::check(
+                &client_id,
+                client_secret.as_ref(),
+                certificate.as_ref(),
+            ) {
+                Ok(authentication) => kit::SourceAuth::ClientCredentials(std::sync::Arc::new(
+                    kit::ClientCredentialsAuth {
+                        client_id,
+                        authentication,
+                    },
+                )),
+                Err(_) => kit::SourceAuth::Unresolved {
+                    provider: "client credentials".into(),
+                },
+            },
         }
     }
 }

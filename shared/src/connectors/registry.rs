@@ -72,6 +72,9 @@ pub enum CredentialKind {
     /// `{"type": "service_account", "key", "subject"}`: a service-account key (domain-wide
     /// delegation).
     ServiceAccount,
+    /// `{"type": "client_credentials", "client_id", "client_secret" | "certificate"}`: an
+    /// application's own credentials (app-only access).
+    ClientCredentials,
 }
 
 impl CredentialKind {
@@ -81,6 +84,7 @@ impl CredentialKind {
             Credentials::Bearer { .. } => CredentialKind::Bearer,
             Credentials::Connection { .. } => CredentialKind::Connection,
             Credentials::ServiceAccount { .. } => CredentialKind::ServiceAccount,
+            Credentials::ClientCredentials { .. } => CredentialKind::ClientCredentials,
         }
     }
 
@@ -90,6 +94,7 @@ impl CredentialKind {
             CredentialKind::Bearer => "bearer",
             CredentialKind::Connection => "connection",
             CredentialKind::ServiceAccount => "service_account",
+            CredentialKind::ClientCredentials => "client_credentials",
         }
     }
 }
@@ -279,6 +284,19 @@ mod described {
                         "subject is the email of the user to act as".into(),
                     ));
                 }
+            }
+            if let Credentials::ClientCredentials {
+                client_id,
+                client_secret,
+                certificate,
+            } = credentials
+            {
+                crate::connectors::client_credentials::check(
+                    client_id,
+                    client_secret.as_ref(),
+                    certificate.as_ref(),
+                )
+                .map_err(RegistryError::InvalidCredentials)?;
             }
             match (credentials, self.provider) {
                 (Credentials::Connection { provider }, ConnectionProvider::Only(expected))

@@ -15,7 +15,7 @@ use url::Url;
 use super::kit::{ApiClient, Governor, ServiceAccountAuth, SourceAuth, ThrottleShape};
 use super::ConnectorError;
 use crate::http::{GuardedClient, RetryPolicy};
-pub use jwt::{MintedTokens, DEFAULT_TOKEN_URI, JWT_BEARER_GRANT};
+pub use jwt::{minted_tokens, MintedTokens, DEFAULT_TOKEN_URI, JWT_BEARER_GRANT};
 
 /// Read-only Drive (files, exports, permissions, changes).
 pub const DRIVE_READONLY: &str = "https://www.googleapis.com/auth/drive.readonly";
@@ -95,7 +95,7 @@ impl GoogleAuth {
         let tokens = cache
             .entry(subject.clone())
             .or_insert_with(|| {
-                Arc::new(MintedTokens::new(
+                Arc::new(minted_tokens(
                     delegation.account.key.clone(),
                     subject,
                     delegation.scopes.clone(),

@@ -64,6 +64,16 @@ pub enum SourceAuth {
     /// A service-account key: the source exchanges it for tokens per user it acts as
     /// (`connectors::google::GoogleAuth`); used as is, every request fails closed.
     ServiceAccount(Arc<ServiceAccountAuth>),
+    /// An application's client credentials: the source exchanges them for app-only tokens
+    /// (`connectors::microsoft::GraphAuth`); used as is, every request fails closed.
+    ClientCredentials(Arc<ClientCredentialsAuth>),
+}
+
+/// Client credentials as a connector holds them (checked: exactly one way to authenticate).
+#[derive(Clone, Debug)]
+pub struct ClientCredentialsAuth {
+    pub client_id: String,
+    pub authentication: crate::connectors::client_credentials::ClientAuthentication,
 }
 
 /// Service-account credentials as a connector holds them.
@@ -83,6 +93,9 @@ impl fmt::Debug for SourceAuth {
             SourceAuth::Unresolved { provider } => write!(f, "Unresolved({provider})"),
             SourceAuth::ServiceAccount(account) => {
                 write!(f, "ServiceAccount({}, ..)", account.key.client_email)
+            }
+            SourceAuth::ClientCredentials(app) => {
+                write!(f, "ClientCredentials({}, ..)", app.client_id)
             }
         }
     }
@@ -112,6 +125,11 @@ impl SourceAuth {
             SourceAuth::ServiceAccount(_) => {
                 return Err(ConnectorError::Unauthorized(
                     "service-account credentials are not usable by this source".into(),
+                ))
+            }
+            SourceAuth::ClientCredentials(_) => {
+                return Err(ConnectorError::Unauthorized(
+                    "client credentials are not usable by this source".into(),
                 ))
             }
         })

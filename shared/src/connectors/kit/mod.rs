@@ -48,10 +48,12 @@ pub mod client;
 pub mod files;
 pub mod governor;
 pub mod paginate;
+pub mod token_grant;
 
 pub use apis::ApiBases;
 pub use auth::{
-    AccessToken, AccessTokenSource, ConnectionResolver, ServiceAccountAuth, SourceAuth,
+    AccessToken, AccessTokenSource, ClientCredentialsAuth, ConnectionResolver, ServiceAccountAuth,
+    SourceAuth,
 };
 pub use client::{ApiCall, ApiClient, ApiResponse, Download};
 pub use governor::{Governor, Throttle, ThrottleScope, ThrottleShape};
