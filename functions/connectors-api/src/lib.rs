@@ -576,4 +576,39 @@ mod tests {
             Some("credentials_kind_not_accepted")
         );
     }
+
+    #[test]
+    fn client_credentials_need_exactly_one_of_a_secret_and_a_certificate() {
+        let source = SourceKind::Jira
+            .source()
+            .accepting(&[CredentialKind::ClientCredentials]);
+        let parse = |body: serde_json::Value| -> Credentials {
+            serde_json::from_value(body).expect("parses")
+        };
+        let cert = json!({"certificate": "-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n",
+                          "private_key": "-----BEGIN PRIVATE KEY-----\nS3CR\n-----END PRIVATE KEY-----\n"});
+        let secret = parse(
+            json!({"type": "client_credentials", "client_id": "app", "client_secret": "s3cr3t-v"}),
+        );
+        assert!(checked_credentials(&source, &secret).is_ok());
+        let certificate =
+            parse(json!({"type": "client_credentials", "client_id": "app", "certificate": cert}));
+        assert!(checked_credentials(&source, &certificate).is_ok());
+        for bad in [
+            json!({"type": "client_credentials", "client_id": "app"}),
+            json!({"type": "client_credentials", "client_id": "", "client_secret": "s3cr3t-v"}),
+            json!({"type": "client_credentials", "client_id": "app", "client_secret": "s3cr3t-v", "certificate": cert}),
+            json!({"type": "client_credentials", "client_id": "app",
+                   "certificate": {"certificate": "not a pem", "private_key": "-----BEGIN PRIVATE KEY-----\nS3CR"}}),
+        ] {
+            let error = checked_credentials(&source, &parse(bad)).expect_err("refused");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+            assert_eq!(error.code, "invalid_credentials");
+            assert!(
+                !error.message.contains("s3cr3t") && !error.message.contains("S3CR"),
+                "{}",
+                error.message
+            );
+        }
+    }
 }
