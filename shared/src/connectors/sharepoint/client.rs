@@ -98,7 +98,7 @@ pub(super) enum PagesPage {
 pub(super) fn segment(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~!,".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || b"-._~!,@".contains(&byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));

@@ -29,7 +29,7 @@ const SHAREPOINT_SUFFIXES: &[&str] = &[
 /// What a SharePoint/OneDrive connector syncs: document libraries of `sites` (all of them
 /// unless `drives` names some), their site pages, and the OneDrive of `user_drives`. With a
 /// delegated `microsoft` connection and neither, the signed-in user's OneDrive.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharepointConfig {
     /// The Entra tenant (GUID or domain); required with client credentials.
@@ -74,6 +74,25 @@ pub struct SharepointConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// What `{}` deserialises to.
+impl Default for SharepointConfig {
+    fn default() -> Self {
+        Self {
+            tenant_id: None,
+            sites: Vec::new(),
+            drives: Vec::new(),
+            folder_paths: Vec::new(),
+            include_site_pages: true,
+            user_drives: Vec::new(),
+            include_permissions: false,
+            include_extensions: Vec::new(),
+            exclude_extensions: Vec::new(),
+            max_file_bytes: default_max_file_bytes(),
+            batch_size: None,
+        }
+    }
 }
 
 /// A configured site: a URL's host and server-relative path, or a Graph site id.

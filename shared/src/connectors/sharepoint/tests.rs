@@ -93,3 +93,8 @@ fn a_checkpoint_naming_an_unknown_drive_is_refused() {
     assert!(matches!(checkpoint::Checkpoint::parse(&bad), Err(ConnectorError::Checkpoint(_))));
     assert!(matches!(checkpoint::Checkpoint::parse(&json!({"v": 9})), Err(ConnectorError::Checkpoint(_))));
 }
+
+#[test]
+fn the_default_config_is_what_an_empty_object_gives() {
+    assert_eq!(SharepointConfig::default(), config(json!({})).expect("valid"));
+}

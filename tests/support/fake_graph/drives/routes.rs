@@ -28,9 +28,13 @@ pub(super) fn router() -> Router<Shared> {
 
 /// The download origin: a second loopback server; returns its base URL.
 pub(super) async fn start_download_server(shared: Shared) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
-    let router = Router::new().route("/download/{drive}/{item}", get(download)).with_state(shared);
+    let router = Router::new()
+        .route("/download/{drive}/{item}", get(download))
+        .with_state(shared);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -38,15 +42,27 @@ pub(super) async fn start_download_server(shared: Shared) -> String {
 }
 
 fn not_found(what: &str) -> Response {
-    graph_error(StatusCode::NOT_FOUND, "itemNotFound", &format!("The resource could not be found: {what}."))
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "itemNotFound",
+        &format!("The resource could not be found: {what}."),
+    )
 }
 
 fn site_refusal(site: &FakeSite) -> Option<Response> {
     if site.locked {
-        return Some(graph_error(StatusCode::LOCKED, "resourceLocked", "The site is locked and cannot be accessed."));
+        return Some(graph_error(
+            StatusCode::LOCKED,
+            "resourceLocked",
+            "The site is locked and cannot be accessed.",
+        ));
     }
     if site.denied {
-        return Some(graph_error(StatusCode::FORBIDDEN, "accessDenied", "Access denied. You do not have permission to perform this action."));
+        return Some(graph_error(
+            StatusCode::FORBIDDEN,
+            "accessDenied",
+            "Access denied. You do not have permission to perform this action.",
+        ));
     }
     None
 }
@@ -55,7 +71,11 @@ fn drive_refusal(world: &DrivesWorld, drive: &str) -> Option<Response> {
     let Some(found) = world.drive(drive) else {
         return Some(not_found("drive"));
     };
-    found.site.as_deref().and_then(|s| world.site(s)).and_then(site_refusal)
+    found
+        .site
+        .as_deref()
+        .and_then(|s| world.site(s))
+        .and_then(site_refusal)
 }
 
 /// `$select` applied (ids and facets that say what an item is always stay).
@@ -74,7 +94,9 @@ fn select(value: Value, fields: Option<&str>) -> Value {
 }
 
 fn query(uri: &Uri) -> HashMap<String, String> {
-    parse_query(uri.query().unwrap_or_default()).into_iter().collect()
+    parse_query(uri.query().unwrap_or_default())
+        .into_iter()
+        .collect()
 }
 
 fn link_query(q: &HashMap<String, String>) -> String {
@@ -106,11 +128,14 @@ fn site_json(site: &FakeSite, base: &str) -> Value {
 }
 
 fn percent_decode(raw: &str) -> String {
-    parse_query(&format!("x={}", raw.replace('+', "%2B").replace('&', "%26")))
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
-        .unwrap_or_default()
+    parse_query(&format!(
+        "x={}",
+        raw.replace('+', "%2B").replace('&', "%26")
+    ))
+    .into_iter()
+    .next()
+    .map(|(_, v)| v)
+    .unwrap_or_default()
 }
 
 /// `/sites/{host}:/{path}`, `/sites/{id}`, `/sites/{id}/drives`, `/sites/{id}/pages/...`.
@@ -120,7 +145,13 @@ async fn sites(State(shared): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
     }
     let base = shared.graph_base();
     let q = query(&uri);
-    let rest = uri.path().strip_prefix("/v1.0/sites/").unwrap_or_default().to_owned();
+    let path = uri.path();
+    let rest = path
+        .strip_prefix("/v1.0")
+        .unwrap_or(path)
+        .strip_prefix("/sites/")
+        .unwrap_or_default()
+        .to_owned();
     let world = shared.drives();
     if let Some((host, path)) = rest.split_once(':') {
         let path = percent_decode(path).trim_end_matches('/').to_owned();
@@ -128,44 +159,73 @@ async fn sites(State(shared): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
             s.host.eq_ignore_ascii_case(&percent_decode(host)) && s.path.eq_ignore_ascii_case(&path)
         });
         return match found {
-            Some(site) => site_refusal(site).unwrap_or_else(|| Json(select(site_json(site, &base), q.get("$select").map(String::as_str))).into_response()),
-            None => graph_error(StatusCode::NOT_FOUND, "itemNotFound", "Requested site could not be found"),
+            Some(site) => site_refusal(site).unwrap_or_else(|| {
+                Json(select(
+                    site_json(site, &base),
+                    q.get("$select").map(String::as_str),
+                ))
+                .into_response()
+            }),
+            None => graph_error(
+                StatusCode::NOT_FOUND,
+                "itemNotFound",
+                "Requested site could not be found",
+            ),
         };
     }
     let segments: Vec<String> = rest.split('/').map(percent_decode).collect();
-    let Some(site) = world
-        .sites
-        .iter()
-        .find(|s| s.id.eq_ignore_ascii_case(&segments[0]) || (s.path == "/" && s.host.eq_ignore_ascii_case(&segments[0])))
-    else {
-        return graph_error(StatusCode::NOT_FOUND, "itemNotFound", "Requested site could not be found");
+    let Some(site) = world.sites.iter().find(|s| {
+        s.id.eq_ignore_ascii_case(&segments[0])
+            || (s.path == "/" && s.host.eq_ignore_ascii_case(&segments[0]))
+    }) else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "Requested site could not be found",
+        );
     };
     if let Some(refusal) = site_refusal(site) {
         return refusal;
     }
     let tail: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     match tail.as_slice() {
-        [] => Json(select(site_json(site, &base), q.get("$select").map(String::as_str))).into_response(),
+        [] => Json(select(
+            site_json(site, &base),
+            q.get("$select").map(String::as_str),
+        ))
+        .into_response(),
         ["drives"] => {
             let value: Vec<Value> = world
                 .drives
                 .iter()
                 .filter(|d| d.site.as_deref() == Some(site.id.as_str()))
-                .map(|d| json!({"id": d.id, "name": d.name, "driveType": "documentLibrary",
+                .map(|d| {
+                    json!({"id": d.id, "name": d.name, "driveType": "documentLibrary",
                     "webUrl": format!("{}/{}", site.web_url(), d.name.replace(' ', "%20")),
-                    "createdDateTime": "2025-03-01T10:00:00Z"}))
+                    "createdDateTime": "2025-03-01T10:00:00Z"})
+                })
                 .collect();
-            Json(json!({"@odata.context": format!("{base}/$metadata#drives"), "value": value})).into_response()
+            Json(json!({"@odata.context": format!("{base}/$metadata#drives"), "value": value}))
+                .into_response()
         }
         ["pages", "microsoft.graph.sitePage"] => pages(site, &q, &base, &uri),
-        ["pages", page, "microsoft.graph.sitePage"] => match site.pages.iter().find(|p| p.id == *page && !p.deleted) {
-            Some(page) => {
-                let mut value = page_json(site, page, q.get("$expand").is_some_and(|e| e.contains("canvasLayout")));
-                value["@odata.context"] = json!(format!("{base}/$metadata#sites('{}')/pages/microsoft.graph.sitePage/$entity", site.id));
-                Json(value).into_response()
+        ["pages", page, "microsoft.graph.sitePage"] => {
+            match site.pages.iter().find(|p| p.id == *page && !p.deleted) {
+                Some(page) => {
+                    let mut value = page_json(
+                        site,
+                        page,
+                        q.get("$expand").is_some_and(|e| e.contains("canvasLayout")),
+                    );
+                    value["@odata.context"] = json!(format!(
+                        "{base}/$metadata#sites('{}')/pages/microsoft.graph.sitePage/$entity",
+                        site.id
+                    ));
+                    Json(value).into_response()
+                }
+                None => not_found("page"),
             }
-            None => not_found("page"),
-        },
+        }
         _ => not_found("site resource"),
     }
 }
@@ -198,15 +258,27 @@ fn pages(site: &FakeSite, q: &HashMap<String, String>, base: &str, uri: &Uri) ->
     if expand && site.refuse_list_expand {
         return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Parsing OData Select and Expand failed: Could not find a property named 'canvasLayout'.");
     }
-    let offset: usize = q.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let offset: usize = q
+        .get("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let live: Vec<_> = site.pages.iter().filter(|p| !p.deleted).collect();
-    let value: Vec<Value> = live.iter().skip(offset).take(2).map(|p| page_json(site, p, expand)).collect();
+    let value: Vec<Value> = live
+        .iter()
+        .skip(offset)
+        .take(2)
+        .map(|p| page_json(site, p, expand))
+        .collect();
     let mut body = json!({
         "@odata.context": format!("{base}/$metadata#sites('{}')/pages/microsoft.graph.sitePage", site.id),
         "value": value,
     });
     if offset + 2 < live.len() {
-        let mut link = format!("{base}{}?$skiptoken={}", uri.path().trim_start_matches("/v1.0"), offset + 2);
+        let mut link = format!(
+            "{base}{}?$skiptoken={}",
+            uri.path().trim_start_matches("/v1.0"),
+            offset + 2
+        );
         if expand {
             link.push_str("&$expand=canvasLayout");
         }
@@ -218,7 +290,11 @@ fn pages(site: &FakeSite, q: &HashMap<String, String>, base: &str, uri: &Uri) ->
 /// Non-deleted items of a drive, parents before children (breadth first), root first.
 fn tree_order(world: &DrivesWorld, drive: &str) -> Vec<String> {
     let mut children: HashMap<&str, Vec<&FakeItem>> = HashMap::new();
-    for item in world.items.values().filter(|i| i.drive == drive && !i.deleted) {
+    for item in world
+        .items
+        .values()
+        .filter(|i| i.drive == drive && !i.deleted)
+    {
         if let Some(parent) = &item.parent {
             children.entry(parent.as_str()).or_default().push(item);
         }
@@ -241,7 +317,12 @@ fn tree_order(world: &DrivesWorld, drive: &str) -> Vec<String> {
     out
 }
 
-async fn delta(State(shared): State<Shared>, Path(drive): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+async fn delta(
+    State(shared): State<Shared>,
+    Path(drive): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = shared.gate("GET", &uri, &headers) {
         return response;
     }
@@ -251,22 +332,40 @@ async fn delta(State(shared): State<Shared>, Path(drive): Path<String>, uri: Uri
     if let Some(refusal) = drive_refusal(&world, &drive) {
         return refusal;
     }
-    let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(200).clamp(1, 1000);
+    let top: usize = q
+        .get("$top")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(200)
+        .clamp(1, 1000);
     let (session, offset) = match q.get("token").map(String::as_str) {
         Some(token) if token.starts_with('s') => {
-            let parsed = token[1..].split_once('.').and_then(|(s, o)| Some((s.parse::<usize>().ok()?, o.parse::<usize>().ok()?)));
+            let parsed = token[1..]
+                .split_once('.')
+                .and_then(|(s, o)| Some((s.parse::<usize>().ok()?, o.parse::<usize>().ok()?)));
             match parsed.filter(|(s, _)| world.sessions.get(*s).is_some_and(|x| x.drive == drive)) {
                 Some(found) => found,
-                None => return graph_error(StatusCode::BAD_REQUEST, "invalidRequest", "Invalid nextLink token."),
+                None => {
+                    return graph_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalidRequest",
+                        "Invalid nextLink token.",
+                    )
+                }
             }
         }
         Some(token) => {
             let Ok(since) = token.parse::<u64>() else {
-                return graph_error(StatusCode::BAD_REQUEST, "invalidRequest", "Invalid delta token.");
+                return graph_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalidRequest",
+                    "Invalid delta token.",
+                );
             };
             if since < world.token_floor {
                 let mut response = graph_error(StatusCode::GONE, "resyncRequired", "Resync required. Replace any local items with the server's version (including deletes) if you're sure that the service was up to date with your local changes when you last sync'd.");
-                if let Ok(location) = HeaderValue::from_str(&format!("{base}/drives/{drive}/root/delta")) {
+                if let Ok(location) =
+                    HeaderValue::from_str(&format!("{base}/drives/{drive}/root/delta"))
+                {
                     response.headers_mut().insert(header::LOCATION, location);
                 }
                 return response;
@@ -279,13 +378,23 @@ async fn delta(State(shared): State<Shared>, Path(drive): Path<String>, uri: Uri
             changed.sort_by_key(|i| i.seq);
             let ids = changed.iter().map(|i| i.id.clone()).collect();
             let end_token = world.seq();
-            world.sessions.push(Session { drive: drive.clone(), ids, end_token, initial: false });
+            world.sessions.push(Session {
+                drive: drive.clone(),
+                ids,
+                end_token,
+                initial: false,
+            });
             (world.sessions.len() - 1, 0)
         }
         None => {
             let ids = tree_order(&world, &drive);
             let end_token = world.seq();
-            world.sessions.push(Session { drive: drive.clone(), ids, end_token, initial: true });
+            world.sessions.push(Session {
+                drive: drive.clone(),
+                ids,
+                end_token,
+                initial: true,
+            });
             (world.sessions.len() - 1, 0)
         }
     };
@@ -306,14 +415,25 @@ async fn delta(State(shared): State<Shared>, Path(drive): Path<String>, uri: Uri
     });
     let carry = link_query(&q);
     if offset + top < current.ids.len() {
-        body["@odata.nextLink"] = json!(format!("{base}/drives/{drive}/root/delta?token=s{session}.{}{carry}", offset + top));
+        body["@odata.nextLink"] = json!(format!(
+            "{base}/drives/{drive}/root/delta?token=s{session}.{}{carry}",
+            offset + top
+        ));
     } else {
-        body["@odata.deltaLink"] = json!(format!("{base}/drives/{drive}/root/delta?token={}{carry}", current.end_token));
+        body["@odata.deltaLink"] = json!(format!(
+            "{base}/drives/{drive}/root/delta?token={}{carry}",
+            current.end_token
+        ));
     }
     Json(body).into_response()
 }
 
-async fn children(State(shared): State<Shared>, Path((drive, item)): Path<(String, String)>, uri: Uri, headers: HeaderMap) -> Response {
+async fn children(
+    State(shared): State<Shared>,
+    Path((drive, item)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = shared.gate("GET", &uri, &headers) {
         return response;
     }
@@ -323,23 +443,52 @@ async fn children(State(shared): State<Shared>, Path((drive, item)): Path<(Strin
     if let Some(refusal) = drive_refusal(&world, &drive) {
         return refusal;
     }
-    if !world.items.get(&item).is_some_and(|i| i.drive == drive && !i.deleted) {
+    if !world
+        .items
+        .get(&item)
+        .is_some_and(|i| i.drive == drive && !i.deleted)
+    {
         return not_found("item");
     }
-    let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(200).clamp(1, 1000);
-    let offset: usize = q.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut list: Vec<&FakeItem> = world.items.values().filter(|i| i.parent.as_deref() == Some(item.as_str()) && !i.deleted).collect();
+    let top: usize = q
+        .get("$top")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(200)
+        .clamp(1, 1000);
+    let offset: usize = q
+        .get("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut list: Vec<&FakeItem> = world
+        .items
+        .values()
+        .filter(|i| i.parent.as_deref() == Some(item.as_str()) && !i.deleted)
+        .collect();
     list.sort_by_key(|i| i.seq);
     let fields = q.get("$select").map(String::as_str);
-    let value: Vec<Value> = list.iter().skip(offset).take(top).map(|i| select(world.item_json(i, &base), fields)).collect();
+    let value: Vec<Value> = list
+        .iter()
+        .skip(offset)
+        .take(top)
+        .map(|i| select(world.item_json(i, &base), fields))
+        .collect();
     let mut body = json!({"@odata.context": format!("{base}/$metadata#drives('{drive}')/items('{item}')/children"), "value": value});
     if offset + top < list.len() {
-        body["@odata.nextLink"] = json!(format!("{base}/drives/{drive}/items/{item}/children?$skiptoken={}{}", offset + top, link_query(&q)));
+        body["@odata.nextLink"] = json!(format!(
+            "{base}/drives/{drive}/items/{item}/children?$skiptoken={}{}",
+            offset + top,
+            link_query(&q)
+        ));
     }
     Json(body).into_response()
 }
 
-async fn permissions(State(shared): State<Shared>, Path((drive, item)): Path<(String, String)>, uri: Uri, headers: HeaderMap) -> Response {
+async fn permissions(
+    State(shared): State<Shared>,
+    Path((drive, item)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = shared.gate("GET", &uri, &headers) {
         return response;
     }
@@ -359,7 +508,12 @@ async fn permissions(State(shared): State<Shared>, Path((drive, item)): Path<(St
 }
 
 /// 302 to a pre-authenticated URL on the download origin.
-async fn content(State(shared): State<Shared>, Path((drive, item)): Path<(String, String)>, uri: Uri, headers: HeaderMap) -> Response {
+async fn content(
+    State(shared): State<Shared>,
+    Path((drive, item)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = shared.gate("GET", &uri, &headers) {
         return response;
     }
@@ -368,12 +522,20 @@ async fn content(State(shared): State<Shared>, Path((drive, item)): Path<(String
     if let Some(refusal) = drive_refusal(&world, &drive) {
         return refusal;
     }
-    let Some(found) = world.items.get(&item).filter(|i| i.drive == drive && !i.deleted && !i.folder) else {
+    let Some(found) = world
+        .items
+        .get(&item)
+        .filter(|i| i.drive == drive && !i.deleted && !i.folder)
+    else {
         return not_found("item");
     };
     let version = found.content_version;
     *world.content_fetches.entry(item.clone()).or_default() += 1;
-    let origin = if world.download_base.is_empty() { format!("{base}/_download") } else { world.download_base.clone() };
+    let origin = if world.download_base.is_empty() {
+        format!("{base}/_download")
+    } else {
+        world.download_base.clone()
+    };
     let location = format!("{origin}/{drive}/{item}?tempauth=v{version}.signed");
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -383,15 +545,28 @@ async fn content(State(shared): State<Shared>, Path((drive, item)): Path<(String
 }
 
 /// The pre-authenticated download (no bearer needed; one arriving is recorded).
-async fn download(State(shared): State<Shared>, Path((drive, item)): Path<(String, String)>, uri: Uri, headers: HeaderMap) -> Response {
+async fn download(
+    State(shared): State<Shared>,
+    Path((drive, item)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let mut world = shared.drives();
     world.downloads.push(DownloadRecord {
         path: uri.path().to_owned(),
-        authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     });
-    match world.items.get(&item).filter(|i| i.drive == drive && !i.deleted) {
+    match world
+        .items
+        .get(&item)
+        .filter(|i| i.drive == drive && !i.deleted)
+    {
         Some(found) => {
-            let mime = HeaderValue::from_str(&found.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            let mime = HeaderValue::from_str(&found.mime)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
             ([(header::CONTENT_TYPE, mime)], found.content.clone()).into_response()
         }
         None => StatusCode::NOT_FOUND.into_response(),
@@ -409,7 +584,12 @@ fn drive_json(world: &DrivesWorld, id: &str, base: &str) -> Value {
     })
 }
 
-async fn user_drive(State(shared): State<Shared>, Path(user): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+async fn user_drive(
+    State(shared): State<Shared>,
+    Path(user): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = shared.gate("GET", &uri, &headers) {
         return response;
     }
@@ -417,7 +597,11 @@ async fn user_drive(State(shared): State<Shared>, Path(user): Path<String>, uri:
     let world = shared.drives();
     match world.users.get(&user.to_ascii_lowercase()) {
         Some(id) => Json(drive_json(&world, id, &base)).into_response(),
-        None => graph_error(StatusCode::NOT_FOUND, "itemNotFound", "User's mysite not found."),
+        None => graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "User's mysite not found.",
+        ),
     }
 }
 
@@ -427,12 +611,20 @@ async fn me_drive(State(shared): State<Shared>, uri: Uri, headers: HeaderMap) ->
         Err(response) => return response,
     };
     if caller.app_only() {
-        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "/me request is only valid with delegated authentication flow.");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        );
     }
     let base = shared.graph_base();
     let world = shared.drives();
     match world.users.get(&caller.principal.to_ascii_lowercase()) {
         Some(id) => Json(drive_json(&world, id, &base)).into_response(),
-        None => graph_error(StatusCode::NOT_FOUND, "itemNotFound", "User's mysite not found."),
+        None => graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "User's mysite not found.",
+        ),
     }
 }

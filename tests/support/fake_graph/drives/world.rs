@@ -23,7 +23,11 @@ pub struct FakeSite {
 
 impl FakeSite {
     pub fn web_url(&self) -> String {
-        format!("https://{}{}", self.host, if self.path == "/" { "" } else { &self.path })
+        format!(
+            "https://{}{}",
+            self.host,
+            if self.path == "/" { "" } else { &self.path }
+        )
     }
 }
 
@@ -96,7 +100,11 @@ impl NewFile {
 }
 
 fn guess_mime(name: &str) -> &'static str {
-    match name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+    match name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("pdf") => "application/pdf",
         Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         Some("txt") => "text/plain",
@@ -210,7 +218,13 @@ impl DrivesWorld {
                 permissions: Vec::new(),
             },
         );
-        self.drives.push(FakeDrive { id: id.clone(), name: name.to_owned(), site, owner, root });
+        self.drives.push(FakeDrive {
+            id: id.clone(),
+            name: name.to_owned(),
+            site,
+            owner,
+            root,
+        });
         id
     }
 
@@ -242,14 +256,27 @@ impl DrivesWorld {
         self.drive(drive).map(|d| d.root.clone()).expect("a drive")
     }
 
-    fn insert(&mut self, drive: &str, parent: Option<&str>, name: &str, folder: bool, file: Option<NewFile>) -> String {
+    fn insert(
+        &mut self,
+        drive: &str,
+        parent: Option<&str>,
+        name: &str,
+        folder: bool,
+        file: Option<NewFile>,
+    ) -> String {
         let n = self.next();
         let id = format!("01ITEM{n:07}");
-        let parent = parent.map(str::to_owned).unwrap_or_else(|| self.root_of(drive));
+        let parent = parent
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.root_of(drive));
         let seq = self.bump();
         let (content, mime, author) = match file {
             Some(f) => (f.content, f.mime, f.author),
-            None => (Vec::new(), String::new(), ("Adele Vance".into(), CONNECTED_USER.into())),
+            None => (
+                Vec::new(),
+                String::new(),
+                ("Adele Vance".into(), CONNECTED_USER.into()),
+            ),
         };
         self.items.insert(
             id.clone(),
@@ -329,7 +356,12 @@ impl DrivesWorld {
             Some(parent),
             name,
             false,
-            Some(NewFile { name: name.into(), content: original.content.clone(), mime: original.mime.clone(), author: original.author.clone() }),
+            Some(NewFile {
+                name: name.into(),
+                content: original.content.clone(),
+                mime: original.mime.clone(),
+                author: original.author.clone(),
+            }),
         );
         let item = self.items.get_mut(&new_id).expect("the copy");
         item.modified = original.modified.clone();
@@ -341,7 +373,11 @@ impl DrivesWorld {
         let mut out = Vec::new();
         let mut stack = vec![id.to_owned()];
         while let Some(current) = stack.pop() {
-            for child in self.items.values().filter(|i| i.parent.as_deref() == Some(current.as_str())) {
+            for child in self
+                .items
+                .values()
+                .filter(|i| i.parent.as_deref() == Some(current.as_str()))
+            {
                 stack.push(child.id.clone());
                 out.push(child.id.clone());
             }
@@ -403,7 +439,11 @@ impl DrivesWorld {
     pub fn edit_page(&mut self, site: &str, page: &str, canvas: Value) {
         let at = time(self.bump());
         let site = self.site_mut(site).expect("a site");
-        let page = site.pages.iter_mut().find(|p| p.id == page).expect("a page");
+        let page = site
+            .pages
+            .iter_mut()
+            .find(|p| p.id == page)
+            .expect("a page");
         page.canvas = canvas;
         page.version += 1;
         page.modified = at;
@@ -422,7 +462,11 @@ impl DrivesWorld {
             if index % 100 == 0 {
                 folder = self.add_folder(drive, None, &format!("Batch {}", index / 100));
             }
-            let name = if index % 2 == 0 { format!("File {index}.txt") } else { format!("File {index}.pdf") };
+            let name = if index % 2 == 0 {
+                format!("File {index}.txt")
+            } else {
+                format!("File {index}.pdf")
+            };
             let body = format!("content of file {index} — {}", "lorem ipsum ".repeat(8));
             ids.push(self.add_file(drive, Some(&folder), NewFile::new(&name, body.as_bytes())));
         }
@@ -457,12 +501,20 @@ impl DrivesWorld {
                 "file": if item.folder { None } else { Some(json!({})) },
             });
         }
-        let site = drive.and_then(|d| d.site.as_deref()).and_then(|s| self.site(s));
+        let site = drive
+            .and_then(|d| d.site.as_deref())
+            .and_then(|s| self.site(s));
         let web_base = match (site, drive) {
-            (Some(site), Some(drive)) => format!("{}/{}", site.web_url(), drive.name.replace(' ', "%20")),
+            (Some(site), Some(drive)) => {
+                format!("{}/{}", site.web_url(), drive.name.replace(' ', "%20"))
+            }
             (_, Some(drive)) => format!(
                 "https://contoso-my.sharepoint.com/personal/{}/Documents",
-                drive.owner.clone().unwrap_or_default().replace(['@', '.'], "_")
+                drive
+                    .owner
+                    .clone()
+                    .unwrap_or_default()
+                    .replace(['@', '.'], "_")
             ),
             _ => graph_base.to_owned(),
         };
@@ -486,7 +538,11 @@ impl DrivesWorld {
             value["name"] = json!("root");
         }
         if item.folder {
-            let children = self.items.values().filter(|i| i.parent.as_deref() == Some(item.id.as_str()) && !i.deleted).count();
+            let children = self
+                .items
+                .values()
+                .filter(|i| i.parent.as_deref() == Some(item.id.as_str()) && !i.deleted)
+                .count();
             value["folder"] = json!({"childCount": children});
         } else {
             let hash = Sha256::digest(&item.content);
