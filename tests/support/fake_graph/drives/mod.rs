@@ -12,6 +12,7 @@
 //! page by page at the items' current state.
 
 mod routes;
+mod sites;
 mod world;
 
 pub use world::{DownloadRecord, DrivesWorld, NewFile};
