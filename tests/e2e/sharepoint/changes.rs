@@ -120,6 +120,10 @@ async fn folder_paths_scope_files_and_a_folder_moving_out_takes_its_files() {
     let first = pull_pass(&sp, None).await;
     let in_plans = set(&[sid(&c.eng_docs, &c.plan), sid(&c.eng_docs, &c.old)]);
     assert_eq!(source_ids(&first), in_plans);
+    assert!(
+        deleted(&first).is_empty(),
+        "nothing out of scope was ever delivered"
+    );
     assert_eq!(list_all(&sp).await.expect("listing"), in_plans);
 
     let root = fake.drives().root_of(&c.eng_docs);

@@ -65,6 +65,10 @@ pub(super) struct DriveState {
     /// Whether `link` is a nextLink of an enumeration in progress.
     #[serde(default)]
     pub(super) paging: bool,
+    /// Whether a deltaLink was ever reached (before that, nothing of this drive was
+    /// delivered, so out-of-scope files need no tombstones).
+    #[serde(default)]
+    pub(super) synced: bool,
     #[serde(default)]
     pub(super) root: Option<String>,
     #[serde(default)]

@@ -143,6 +143,7 @@ impl SharepointConnector {
             if let Some(old) = previous.iter().find(|d| d.id == drive.id) {
                 drive.link = old.link.clone();
                 drive.paging = old.paging;
+                drive.synced = old.synced;
                 drive.root = old.root.clone();
                 drive.folders = old.folders.clone();
             }
@@ -264,7 +265,7 @@ impl SharepointConnector {
             let (path, in_scope) = self.scoped(&drive, &item);
             if in_scope {
                 candidates.push((item, path));
-            } else {
+            } else if drive.synced {
                 tombstone(state, work, &source_id);
             }
         }
@@ -286,6 +287,7 @@ impl SharepointConnector {
             (None, Some(delta)) => {
                 drive.link = Some(delta);
                 drive.paging = false;
+                drive.synced = true;
                 state.tasks.pop_front();
             }
             (None, None) => {
