@@ -38,6 +38,7 @@ impl Refusal {
     pub(super) fn describe(&self, app_only: bool) -> String {
         let meaning = match (self.status, self.code.as_deref()) {
             (423, _) | (_, Some("resourceLocked")) => "the site is locked (read-only or archived)".to_owned(),
+            (_, Some("notAllowed")) => "the site does not allow this access (notAllowed)".to_owned(),
             (403, _) => format!(
                 "access denied: the app needs {}",
                 if app_only {
