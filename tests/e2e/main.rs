@@ -20,6 +20,7 @@ mod oidc_signin;
 mod queue_contract;
 mod ragflow_sink;
 mod ses_mail;
+mod sharepoint;
 mod sink_credentials;
 mod sources;
 mod store_contract;

@@ -74,10 +74,11 @@ async fn get_sources_describes_every_source_with_its_config_schema() {
         assert!(item["title"].as_str().is_some_and(|t| !t.is_empty()));
         let schema = &item["config_schema"];
         assert_eq!(schema["type"], "object", "{schema}");
-        // Sources on a site of their own need its URL; Google's API hosts are deployment
-        // settings, never connector fields (a chosen host would receive the token).
+        // Sources on a site of their own need its URL; Google's and Microsoft Graph's API
+        // hosts are deployment settings, never connector fields (a chosen host would
+        // receive the token).
         let required = schema["required"].as_array().cloned().unwrap_or_default();
-        let google = item["provider"] == json!("google");
+        let google = item["provider"] == json!("google") || item["provider"] == json!("microsoft");
         assert_eq!(
             required.contains(&json!("base_url")),
             !google,

@@ -37,6 +37,7 @@ sources! {
     Confluence => confluence,
     GoogleDrive => google_drive,
     Gmail => gmail,
+    Sharepoint => sharepoint,
     Teams => teams,
     // new-source: registry line
 }
