@@ -25,4 +25,5 @@ mod sink_credentials;
 mod sources;
 mod store_contract;
 mod sync;
+mod teams;
 mod token_check;

@@ -117,6 +117,19 @@ async fn get_sources_describes_every_source_with_its_config_schema() {
             "{item}"
         );
     }
+    for microsoft in ["sharepoint", "teams"] {
+        let item = items
+            .iter()
+            .find(|i| i["source"] == json!(microsoft))
+            .expect("listed");
+        assert_eq!(item["provider"], json!("microsoft"), "{item}");
+        assert_eq!(
+            item["credential_kinds"],
+            json!(["connection", "client_credentials"]),
+            "{item}"
+        );
+        assert!(item["config_schema"]["properties"]["tenant_id"].is_object());
+    }
     assert!(jira["config_schema"]["properties"]["project_keys"].is_object());
     let confluence = items.iter().find(|i| i["source"] == "confluence");
     assert!(confluence.is_some_and(|c| c["config_schema"]["properties"]["space_keys"].is_object()));

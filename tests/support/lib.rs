@@ -16,6 +16,7 @@ pub mod google;
 pub mod microsoft;
 pub mod moto;
 pub mod oidc;
+pub mod passes;
 pub mod signin;
 pub mod site;
 pub mod tokens;

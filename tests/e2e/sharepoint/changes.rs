@@ -187,18 +187,7 @@ async fn an_expired_delta_token_enumerates_again_without_losing_a_file() {
     assert_eq!(source_ids(&third), set(&[sid(&c.eng_docs, &c.plan)]));
 }
 
-/// A deterministic "random" sequence (xorshift) for crash points.
-fn crash_points(seed: u64, batches: usize) -> BTreeSet<usize> {
-    let mut x = seed;
-    (0..batches / 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % batches as u64) as usize
-        })
-        .collect()
-}
+use tributary_e2e::passes::crash_points;
 
 #[tokio::test]
 async fn a_sync_killed_at_random_batches_resumes_exactly() {

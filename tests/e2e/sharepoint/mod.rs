@@ -226,75 +226,9 @@ pub fn connector(fake: &FakeGraph, extra: Value) -> SharepointConnector {
     connector_with(fake, extra, client_secret_credentials())
 }
 
-/// Like the engine: the checkpoint goes through storage as text.
-pub fn stored(checkpoint: &Value) -> Value {
-    serde_json::from_str(&serde_json::to_string(checkpoint).expect("serialise"))
-        .expect("deserialise")
-}
-
-pub async fn pull_pass(connector: &SharepointConnector, start: Option<Value>) -> Vec<Batch> {
-    let mut batches = Vec::new();
-    let mut checkpoint = start;
-    for _ in 0..5000 {
-        let batch = connector.pull(checkpoint.as_ref()).await.expect("a batch");
-        checkpoint = Some(stored(&batch.checkpoint));
-        let done = batch.done;
-        batches.push(batch);
-        if done {
-            return batches;
-        }
-    }
-    panic!("the pass never finished");
-}
-
-pub fn documents(batches: &[Batch]) -> Vec<&Document> {
-    batches.iter().flat_map(|batch| &batch.documents).collect()
-}
-
-pub fn source_ids(batches: &[Batch]) -> BTreeSet<String> {
-    documents(batches)
-        .iter()
-        .map(|d| d.source_id.clone())
-        .collect()
-}
-
-pub fn deleted(batches: &[Batch]) -> BTreeSet<String> {
-    batches
-        .iter()
-        .flat_map(|b| b.deleted.iter().cloned())
-        .collect()
-}
-
-pub fn failures(batches: &[Batch]) -> Vec<(String, String)> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            b.failures
-                .iter()
-                .map(|f| (f.source_id.clone(), f.error.clone()))
-        })
-        .collect()
-}
-
-pub fn last_checkpoint(batches: &[Batch]) -> Value {
-    stored(&batches.last().expect("a batch").checkpoint)
-}
-
-pub async fn list_all(
-    connector: &SharepointConnector,
-) -> Result<BTreeSet<String>, tributary::connectors::ConnectorError> {
-    let mut ids = BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let page = connector.list_ids(cursor.as_deref()).await?;
-        ids.extend(page.source_ids);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(ids),
-        }
-    }
-    panic!("the listing never finished");
-}
+pub use tributary_e2e::passes::{
+    deleted, documents, failures, last_checkpoint, list_all, pull_pass, source_ids, stored,
+};
 
 pub fn by_id<'a>(batches: &'a [Batch], id: &str) -> &'a Document {
     documents(batches)
