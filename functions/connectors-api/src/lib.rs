@@ -26,6 +26,8 @@ pub fn protected_routes(engine: Arc<SyncEngine>) -> Router {
     Router::new()
         .route("/connectors", post(create).get(list))
         .route("/connectors/{id}", get(read).patch(update).delete(remove))
+        .route("/connectors/test", post(test_new))
+        .route("/connectors/{id}/test", post(test_update))
         .route("/connectors/{id}/sync", post(trigger))
         .route("/connectors/{id}/runs", get(runs))
         .route("/sources", get(sources))
@@ -64,6 +66,16 @@ struct UpdateRequest {
     schedule_minutes: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     webhook: Option<Option<WebhookRequest>>,
+    /// Set by `POST /connectors/{id}/test`: test the connection even if nothing in it changed.
+    #[serde(skip)]
+    test_connection: bool,
+}
+
+impl UpdateRequest {
+    fn with_reconnect(mut self) -> Self {
+        self.test_connection = true;
+        self
+    }
 }
 
 /// Distinguishes an explicit `null` (Some(None)) from an absent field (None).
@@ -267,6 +279,19 @@ pub async fn create_connector(
     workspace_id: &str,
     request: CreateRequest,
 ) -> Result<ConnectorRecord, ApiError> {
+    let record = prepared_connector(engine, workspace_id, request).await?;
+    engine.connectors.create(&record).await?;
+    tracing::info!(connector_id = %record.id, source = record.source.as_str(), "connector created");
+    Ok(record)
+}
+
+/// The connector a create request describes, validated, with its connection tested and
+/// its secrets sealed, not stored.
+async fn prepared_connector(
+    engine: &SyncEngine,
+    workspace_id: &str,
+    request: CreateRequest,
+) -> Result<ConnectorRecord, ApiError> {
     checked_credentials(&request.source.source(), &request.credentials)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_epoch_seconds();
@@ -292,9 +317,27 @@ pub async fn create_connector(
     }
     check_connection(engine, &record, request.credentials.clone()).await?;
     record.credentials_sealed = seal_credentials(engine, &id, &request.credentials)?;
-    engine.connectors.create(&record).await?;
-    tracing::info!(connector_id = %id, source = record.source.as_str(), "connector created");
     Ok(record)
+}
+
+/// `POST /connectors/test`: the create body checked and its connection tested, nothing
+/// stored (a console's "Test connection" before saving).
+async fn test_new(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    ApiJson(request): ApiJson<CreateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller.require_scope(scopes::CONNECTORS_WRITE)?;
+    let record = prepared_connector(&engine, &principal.tenant_id, request).await?;
+    Ok(Json(connection_works(&record)))
+}
+
+fn connection_works(record: &ConnectorRecord) -> Value {
+    json!({
+        "ok": true,
+        "source": record.source,
+        "message": format!("{} answered: the connection works", record.source.source().title),
+    })
 }
 
 async fn owned(
@@ -348,7 +391,40 @@ async fn update(
     ApiJson(request): ApiJson<UpdateRequest>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_scope(scopes::CONNECTORS_WRITE)?;
-    let mut record = owned(&engine, &caller, &id).await?;
+    let record = owned(&engine, &caller, &id).await?;
+    let (mut record, config_changed) = updated_record(&engine, record, request).await?;
+    record.updated_at = now_epoch_seconds();
+    engine.connectors.update(&record).await.map_err(conflict)?;
+    record.item_version += 1;
+    if config_changed {
+        // A wider scope (another project or space) must be read from the start.
+        engine.connectors.reset_checkpoint(&id).await?;
+    }
+    Ok(Json(view(&record)))
+}
+
+/// `POST /connectors/{id}/test`: a `PATCH` body applied to the stored connector and its
+/// connection tested, nothing stored.
+async fn test_update(
+    State(engine): State<Arc<SyncEngine>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<UpdateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(scopes::CONNECTORS_WRITE)?;
+    let record = owned(&engine, &caller, &id).await?;
+    let (record, _) = updated_record(&engine, record, request.with_reconnect()).await?;
+    Ok(Json(connection_works(&record)))
+}
+
+/// The stored connector with a `PATCH` applied and, when config, credentials or sink
+/// change, its connection tested; and whether the config changed.
+async fn updated_record(
+    engine: &SyncEngine,
+    mut record: ConnectorRecord,
+    request: UpdateRequest,
+) -> Result<(ConnectorRecord, bool), ApiError> {
+    let id = record.id.clone();
     if let Some(name) = request.name {
         record.name = display_name(&name)?;
     }
@@ -358,8 +434,10 @@ async fn update(
     if let Some(webhook) = request.webhook {
         record.webhook = sealed_webhook(&engine, &id, webhook)?;
     }
-    let reconnect =
-        request.config.is_some() || request.credentials.is_some() || request.sink.is_some();
+    let reconnect = request.test_connection
+        || request.config.is_some()
+        || request.credentials.is_some()
+        || request.sink.is_some();
     let config_changed = request.config.is_some();
     if let Some(config) = request.config {
         let config = checked_config(record.source, config)?;
@@ -391,16 +469,9 @@ async fn update(
                 serde_json::from_slice(&plaintext).map_err(ApiError::internal)?
             }
         };
-        check_connection(&engine, &record, credentials).await?;
+        check_connection(engine, &record, credentials).await?;
     }
-    record.updated_at = now_epoch_seconds();
-    engine.connectors.update(&record).await.map_err(conflict)?;
-    record.item_version += 1;
-    if config_changed {
-        // A wider scope (another project or space) must be read from the start.
-        engine.connectors.reset_checkpoint(&id).await?;
-    }
-    Ok(Json(view(&record)))
+    Ok((record, config_changed))
 }
 
 /// `GET /sources`: every source, its configuration's JSON Schema and the credentials it takes.

@@ -327,7 +327,9 @@ async fn login(
     Ok(response)
 }
 
-/// `GET /integrations`: `{items: [{provider, status, scopes, expires_at, account, ..}]}`.
+/// `GET /integrations`: `{items: [{provider, status, scopes, expires_at, account, ..}],
+/// providers: [{name, scopes}]}`: the workspace's connections and every configured provider
+/// it could connect to.
 async fn list(
     State(state): State<IntegrationState>,
     caller: Authenticated,
@@ -338,7 +340,13 @@ async fn list(
         .list(&principal.tenant_id)
         .await
         .map_err(connection_error)?;
-    Ok(Json(json!({ "items": items })))
+    let providers: Vec<serde_json::Value> = state
+        .connections
+        .integrations()
+        .iter()
+        .map(|provider| json!({ "name": provider.name, "scopes": provider.scopes }))
+        .collect();
+    Ok(Json(json!({ "items": items, "providers": providers })))
 }
 
 /// `DELETE /integrations/{provider}`: 204; 404 when this workspace has no such connection.

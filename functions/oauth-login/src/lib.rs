@@ -1,6 +1,7 @@
 //! `oauth-login`: `GET /auth/oauth/{provider}/login?redirect_to=/path` stores one-time
 //! state (PKCE verifier, nonce, issuer, post-login path), binds it to the browser with a
-//! cookie, and redirects to the provider.
+//! cookie, and redirects to the provider. `GET /auth/providers` lists the configured
+//! providers (name, kind, login path) for a sign-in page's buttons.
 
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY, SET_COOKIE};
@@ -18,7 +19,24 @@ pub const STATE_COOKIE: &str = "tributary_oauth_state";
 pub fn routes(sign_in: SignIn) -> Router {
     Router::new()
         .route("/auth/oauth/{provider}/login", get(login))
+        .route("/auth/providers", get(providers))
         .with_state(sign_in)
+}
+
+/// `GET /auth/providers`: `{items: [{name, kind, login_url}]}`, no client ids or secrets.
+async fn providers(State(sign_in): State<SignIn>) -> axum::Json<serde_json::Value> {
+    let items: Vec<serde_json::Value> = sign_in
+        .provider_summaries()
+        .into_iter()
+        .map(|summary| {
+            serde_json::json!({
+                "login_url": format!("/auth/oauth/{}/login", summary.name),
+                "name": summary.name,
+                "kind": summary.kind,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "items": items }))
 }
 
 /// The callback path the state cookie is scoped to.

@@ -113,6 +113,7 @@ pub fn app(services: Services, sign_in: SignIn, engines: Engines) -> Router {
             .merge(sign_in_routes)
             .merge(webhook::public_routes(syncs))
             .merge(integration_callback::routes(integrations))
+            .merge(console::routes())
             .merge(protected),
     )
 }

@@ -211,9 +211,18 @@ mod described {
         serde_json::to_value(parsed).map_err(|error| ConnectorError::Config(error.to_string()))
     }
 
+    /// Errors name the field they are about (`batch_size: invalid type: …`), so a form can
+    /// show them next to it.
     fn parse<C: SourceConfig>(config: Value) -> Result<C, ConnectorError> {
-        let parsed: C = serde_json::from_value(config)
-            .map_err(|error| ConnectorError::Config(error.to_string()))?;
+        let parsed: C = serde_path_to_error::deserialize(config).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            ConnectorError::Config(if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            })
+        })?;
         parsed.check()?;
         Ok(parsed)
     }

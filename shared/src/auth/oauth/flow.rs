@@ -100,6 +100,13 @@ pub struct Started {
     pub state: String,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderSummary {
+    pub name: String,
+    /// `oidc`, `oauth2` or `github`.
+    pub kind: &'static str,
+}
+
 pub struct Finished {
     pub user: User,
     pub redirect_to: String,
@@ -214,6 +221,25 @@ impl SignIn {
 
     pub fn values(&self) -> &SignInValues {
         &self.values
+    }
+
+    /// The configured providers' names and kinds, sorted by name (what a sign-in page
+    /// shows a button for; nothing secret).
+    pub fn provider_summaries(&self) -> Vec<ProviderSummary> {
+        let mut summaries: Vec<ProviderSummary> = self
+            .providers
+            .iter()
+            .map(|(name, provider)| ProviderSummary {
+                name: name.clone(),
+                kind: match provider {
+                    Provider::Oidc(_) => "oidc",
+                    Provider::OAuth2(_) => "oauth2",
+                    Provider::GitHub(_) => "github",
+                },
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.name.cmp(&b.name));
+        summaries
     }
 
     pub async fn start(
