@@ -321,6 +321,15 @@ async fn listed(app: &ConnApp, session: &str) -> Value {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Every configured provider is listed (connected or not), with its scopes, no secret.
+    let providers = body["providers"].as_array().expect("providers");
+    assert!(
+        providers
+            .iter()
+            .any(|provider| provider["name"] == PROVIDER && provider["scopes"].is_array()),
+        "{body}"
+    );
+    assert!(!body["providers"].to_string().contains("secret"), "{body}");
     body
 }
 

@@ -1,4 +1,5 @@
 mod confluence_connector;
+mod console;
 mod crawl;
 mod crawl_cloud;
 mod crawl_pacing;
