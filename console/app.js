@@ -726,7 +726,8 @@ async function pageConnectorForm(main, id) {
 /** The field an API error is about: by its code, or a field name quoted in its message. */
 function fieldForError(failure, parts, wrappers) {
   const message = failure.message || "";
-  const quoted = message.match(/(?:missing|unknown) field `([^`]+)`/) || message.match(/^`?([a-z_][a-z0-9_.[\]]*)`?: /);
+  const quoted = message.match(/(?:missing|unknown) field `([^`]+)`/)
+    || message.match(/^(?:invalid configuration: )?`?([a-z_][a-z0-9_.[\]]*)`?: /);
   if (failure.code === "invalid_config" && quoted) {
     const key = quoted[1].split(/[.[]/)[0];
     const hit = parts.config.fields.find((wrapper) => wrapper.dataset.field === key);
@@ -780,7 +781,7 @@ function schemaForm(schema, initial) {
   for (const [key, property] of Object.entries(object.properties || {})) {
     const { node, type, choices } = shapeOf(property, root);
     const start = initial && key in initial ? initial[key] : node.default;
-    const label = key.replace(/_/g, " ");
+    const label = title(key.replace(/_/g, " "));
     const hint = node.description || property.description;
     const options = { name: key, required: required.has(key), hint };
     let wrapper;
