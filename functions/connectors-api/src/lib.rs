@@ -432,7 +432,7 @@ async fn updated_record(
         record.schedule_minutes = checked_schedule(minutes)?;
     }
     if let Some(webhook) = request.webhook {
-        record.webhook = sealed_webhook(&engine, &id, webhook)?;
+        record.webhook = sealed_webhook(engine, &id, webhook)?;
     }
     let reconnect = request.test_connection
         || request.config.is_some()
@@ -452,13 +452,13 @@ async fn updated_record(
         record.config = config;
     }
     if let Some(sink) = request.sink {
-        update_sink(&engine, &mut record, sink)?;
+        update_sink(engine, &mut record, sink)?;
     }
     if reconnect {
         let credentials = match request.credentials {
             Some(credentials) => {
                 checked_credentials(&record.source.source(), &credentials)?;
-                record.credentials_sealed = seal_credentials(&engine, &id, &credentials)?;
+                record.credentials_sealed = seal_credentials(engine, &id, &credentials)?;
                 credentials
             }
             None => {
