@@ -1085,9 +1085,9 @@ async function pageCrawl(main, id) {
     if (pages.length !== shown) {
       shown = pages.length;
       results.replaceChildren(pages.length ? table(["Page", "Status", ""], pages.map((page) => h("tr", {},
-        h("td", {}, page.metadata && page.metadata.title ? `${page.metadata.title} — ${page.url}` : page.url),
-        h("td", {}, String(page.status || (page.metadata && page.metadata.status_code) || (page.error ? "failed" : "ok"))),
-        h("td", {}, page.markdown !== undefined || page.error ? button("Preview", () => showPreview(preview, page), { "aria-label": `Preview ${page.url}` }) : "")))) : h("p", {}, "No pages yet."));
+        h("td", {}, page.title ? `${page.title} — ${page.url}` : page.url),
+        h("td", {}, pageState(page)),
+        h("td", {}, page.markdown !== undefined || page.reason ? button("Preview", () => showPreview(preview, page), { "aria-label": `Preview ${page.url}` }) : "")))) : h("p", {}, "No pages yet."));
     }
     if (TERMINAL.has(crawl.status)) pageTimers.forEach(clearInterval);
   };
@@ -1095,10 +1095,17 @@ async function pageCrawl(main, id) {
   every(1000, () => refresh().catch((failure) => showError(error, failure)));
 }
 
+// A crawl result's state ("done", "failed", ...) with the HTTP status when there was one.
+function pageState(page) {
+  const state = typeof page.state === "string" ? page.state : JSON.stringify(page.state || "");
+  return page.status_code ? `${state} (HTTP ${page.status_code})` : state;
+}
+
 function showPreview(container, page) {
-  container.replaceChildren(h("h2", {}, `Preview: ${page.url}`),
-    page.error ? notice(String(page.error), "error") : null,
-    page.metadata ? metadataList(page.metadata) : null,
+  const { markdown, reason, state, ...details } = page;
+  container.replaceChildren(h("h2", {}, `Preview: ${page.title || page.url}`),
+    reason ? notice(String(reason), "error") : null,
+    metadataList(details),
     h("pre", { class: "markdown", tabindex: "0", "aria-label": "Markdown" }, page.markdown || ""));
   container.querySelector("h2").setAttribute("tabindex", "-1");
   container.querySelector("h2").focus();
@@ -1145,4 +1152,14 @@ async function pageScrape(main) {
 
 document.getElementById("signout").addEventListener("click", signOut);
 window.addEventListener("hashchange", render);
+// A link to the page already shown fires no hashchange: render it afresh (new data, focus on
+// its heading) as a user who clicked it expects.
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a[href^='#/']") : null;
+  if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+  if (link.getAttribute("href") === location.hash) {
+    event.preventDefault();
+    render();
+  }
+});
 render();

@@ -76,7 +76,11 @@ async fn the_page_has_a_strict_csp_no_inline_code_and_hashed_immutable_assets() 
         .chain(attribute_values(&html, "href"))
         .filter(|path| path.starts_with("/assets/"))
         .collect();
-    assert_eq!(assets.len(), 2, "one script and one stylesheet: {assets:?}");
+    assert_eq!(
+        assets.len(),
+        3,
+        "one script, one stylesheet, one icon: {assets:?}"
+    );
     for path in &assets {
         let name = path.trim_start_matches("/assets/");
         let parts: Vec<&str> = name.split('.').collect();
@@ -92,14 +96,22 @@ async fn the_page_has_a_strict_csp_no_inline_code_and_hashed_immutable_assets() 
             "public, max-age=31536000, immutable"
         );
         assert!(header(&asset, CSP).contains("script-src 'self'"));
-        let expected_type = if name.ends_with(".js") {
-            "text/javascript"
-        } else {
-            "text/css"
+        let expected_type = match name.rsplit('.').next() {
+            Some("js") => "text/javascript",
+            Some("svg") => "image/svg+xml",
+            _ => "text/css",
         };
         assert!(header(&asset, CONTENT_TYPE.as_str()).starts_with(expected_type));
         let body = asset.text().await.expect("asset body");
-        assert!(body.len() > 1000, "{path} is the real asset");
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../console")
+            .join(format!("{}.{}", parts[0], parts[2]));
+        let expected = std::fs::read_to_string(&source).expect("the asset's source");
+        assert!(
+            body == expected,
+            "{path} is {}, unchanged",
+            source.display()
+        );
         // The unhashed name, or another hash, is not served: an old page gets a clear 404.
         let unhashed = format!("/assets/{}.{}", parts[0], parts[2]);
         let (status, error) = status_and_body(app.get(&unhashed, None).await).await;

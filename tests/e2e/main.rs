@@ -1,5 +1,7 @@
+mod browser_harness;
 mod confluence_connector;
 mod console;
+mod console_browser;
 mod crawl;
 mod crawl_cloud;
 mod crawl_pacing;

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod browser;
 pub mod fake_confluence;
 pub mod fake_github;
 pub mod fake_gmail;
@@ -13,6 +14,7 @@ pub mod fake_ragflow;
 pub mod faults;
 pub mod files;
 pub mod google;
+pub mod local_serve;
 pub mod microsoft;
 pub mod moto;
 pub mod oidc;

@@ -25,7 +25,7 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const NOT_CACHED: &str = "no-store";
 
 const INDEX_TEMPLATE: &str = include_str!("../../../console/index.html");
-const SOURCES: [(&str, &str, &str); 2] = [
+const SOURCES: [(&str, &str, &str); 3] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -35,6 +35,12 @@ const SOURCES: [(&str, &str, &str); 2] = [
         "app.css",
         "text/css; charset=utf-8",
         include_str!("../../../console/app.css"),
+    ),
+    // Named by the page, so browsers do not ask for a /favicon.ico that is not there.
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../../console/favicon.svg"),
     ),
 ];
 /// Hex characters of the SHA-256 kept in a hashed name: 48 bits tell deploys apart.
