@@ -20,6 +20,7 @@ mod microsoft_foundation;
 mod oidc_harness;
 mod oidc_negative;
 mod oidc_signin;
+mod openapi;
 mod queue_contract;
 mod ragflow_sink;
 mod ses_mail;

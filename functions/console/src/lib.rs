@@ -1,4 +1,5 @@
-//! `console`: the admin web page, `GET /` and `GET /assets/{file}`.
+//! `console`: the admin web page, `GET /` and `GET /assets/{file}`, and the HTTP API's
+//! OpenAPI description, `GET /openapi.json`.
 //!
 //! The page's sources in `console/` (repository root) are compiled into the binary as they
 //! are: no JavaScript build step. Each asset is served under a name carrying a hash of its
@@ -15,6 +16,8 @@ use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
 use tributary::web::ApiError;
+
+pub mod openapi;
 
 /// Scripts and styles only from this origin, no inline code, calls only to this API, never
 /// framed. The OAuth buttons navigate (not a form post), so `form-action` can stay `'self'`.
@@ -99,6 +102,7 @@ pub fn routes() -> Router {
     Router::new()
         .route("/", get(index))
         .route("/assets/{file}", get(asset))
+        .route("/openapi.json", get(openapi::openapi_json))
 }
 
 fn page_headers(content_type: &'static str, cache: &'static str) -> HeaderMap {
