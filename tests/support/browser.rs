@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use url::Url;
 
+use crate::local_serve::free_port;
+
 /// How long a helper waits for its condition before failing the test.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -576,12 +578,23 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// A page script with the helpers every finder uses: `norm` (whitespace runs as one space,
+/// trimmed) and `visible`.
+macro_rules! page_script {
+    ($body:literal) => {
+        concat!(
+            "const norm = (s) => (s || '').replace(/\\s+/g, ' ').trim();\n",
+            "const visible = (el) => el.checkVisibility({ visibilityProperty: true });\n",
+            $body
+        )
+    };
+}
+
 /// `{fields: [element], labels: [text]}`: the visible inputs, selects and textareas whose
 /// label (`<label>`, `aria-labelledby` or `aria-label`) reads `arguments[0]`, and the labels
 /// of all the visible ones.
-const FIND_FIELD: &str = r#"
-const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
-const visible = (el) => el.checkVisibility({ visibilityProperty: true });
+const FIND_FIELD: &str = page_script!(
+    r#"
 const wanted = norm(arguments[0]);
 const isField = (el) => el && ['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName);
 // A label's own text, without that of the controls nested in it (a select's options).
@@ -609,12 +622,12 @@ for (const el of document.querySelectorAll('[aria-label]')) {
   if (text === wanted && isField(el)) fields.add(el);
 }
 return { fields: [...fields].filter(visible), labels };
-"#;
+"#
+);
 
 /// `{matches: [element], disabled, texts}`: the visible buttons reading `arguments[0]`.
-const FIND_BUTTON: &str = r#"
-const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
-const visible = (el) => el.checkVisibility({ visibilityProperty: true });
+const FIND_BUTTON: &str = page_script!(
+    r#"
 const wanted = norm(arguments[0]);
 const selector = 'button, [role=button], input[type=submit], input[type=button], input[type=reset]';
 const buttons = [...document.querySelectorAll(selector)].filter(visible);
@@ -624,30 +637,31 @@ const matches = buttons.filter((el) =>
 const disabled = matches.length === 1 &&
   (matches[0].disabled === true || matches[0].getAttribute('aria-disabled') === 'true');
 return { matches, disabled, texts: buttons.map(text) };
-"#;
+"#
+);
 
 /// `{matches: [element], disabled, texts}`: the visible links reading `arguments[0]`.
-const FIND_LINK: &str = r#"
-const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
-const visible = (el) => el.checkVisibility({ visibilityProperty: true });
+const FIND_LINK: &str = page_script!(
+    r#"
 const wanted = norm(arguments[0]);
 const links = [...document.querySelectorAll('a[href]')].filter(visible);
 const matches = links.filter((el) =>
   norm(el.innerText) === wanted || norm(el.getAttribute('aria-label')) === wanted);
 return { matches, disabled: false, texts: links.map((el) => norm(el.innerText)) };
-"#;
+"#
+);
 
 /// `{found, count, texts}`: whether a visible element matching `arguments[0]` has visible text
 /// containing `arguments[1]`.
-const TEXT_IN: &str = r#"
-const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
-const visible = (el) => el.checkVisibility({ visibilityProperty: true });
+const TEXT_IN: &str = page_script!(
+    r#"
 const wanted = norm(arguments[1]);
 const elements = [...document.querySelectorAll(arguments[0])].filter(visible);
 const texts = elements.map((el) => norm(el.innerText));
 const short = texts.map((t) => t.length > 200 ? t.slice(0, 200) + '…' : t).slice(0, 5);
 return { found: texts.some((t) => t.includes(wanted)), count: elements.length, texts: short };
-"#;
+"#
+);
 
 fn tool_path(variable: &str, default: &str) -> PathBuf {
     std::env::var_os(variable)
@@ -704,13 +718,6 @@ async fn wait_until_ready(driver: &mut Child, port: u16) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(format!("not ready within {LAUNCH_TIMEOUT:?}: {last}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
 }
 
 /// `DELETE /session/<id>` from a destructor, where there is no async runtime to lean on: best
