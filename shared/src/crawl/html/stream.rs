@@ -1,0 +1,1296 @@
+//! The single pass over a page: lol_html tokenizes it and calls back for every element, end
+//! tag and text node; this keeps a small stack of the open elements that matter and drives
+//! the markdown [`Writer`], while collecting the metadata and links on the way. No tree is
+//! built, so memory is the page, its markdown and its links, whatever the markup.
+//!
+//! lol_html does not build a tree and calls no end-tag handler for an element that is closed
+//! implicitly, so the stack applies the HTML parser's common implied-end rules itself (`<p>`
+//! before a block, `<li>` before `<li>`, cells and rows) and an end tag closes everything
+//! opened after its element.
+//!
+//! Main content, without a tree: everything outside dropped chrome is written once; where a
+//! `<main>` (or `role=main`) element starts and ends is noted in the output, and when the page
+//! has one the markdown is that stretch.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use lol_html::html_content::{Element, EndTag, TextChunk, TextType};
+use lol_html::{DocumentContentHandlers, ElementContentHandlers, HtmlRewriter, Selector, Settings};
+use url::Url;
+
+use super::markdown::{code_span, Opened, Writer};
+use super::text::{collapse_whitespace, decode_entities, non_empty};
+
+/// Open elements tracked; deeper ones are treated as part of the deepest tracked element.
+const MAX_FRAMES: usize = 512;
+/// Longer hrefs are junk (inline data, tracking blobs); servers refuse them anyway.
+const MAX_HREF_LEN: usize = 8 * 1024;
+
+/// What the pass read from a page.
+#[derive(Default)]
+pub(super) struct Extracted {
+    pub title: String,
+    pub description: Option<String>,
+    pub og_description: Option<String>,
+    pub language: Option<String>,
+    /// Entity-decoded, unresolved.
+    pub canonical_href: Option<String>,
+    /// The base links were resolved against (the page's URL or its `<base href>`).
+    pub base: Option<Url>,
+    /// http(s) links in document order, resolved, not normalised.
+    pub links: Vec<Url>,
+    pub markdown: String,
+}
+
+/// Runs the pass. lol_html is not strict here: on markup a streaming parser cannot
+/// disambiguate it carries on, and whatever was read up to an error is kept.
+pub(super) fn convert(html: &str, url: &Url, only_main_content: bool) -> Extracted {
+    let state = Rc::new(RefCell::new(Converter::new(url, only_main_content)));
+    let Ok(any) = "*".parse::<Selector>() else {
+        return Extracted::default();
+    };
+    let element_state = Rc::clone(&state);
+    let text_state = Rc::clone(&state);
+    let elements = ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+        let opened = element_state.borrow_mut().start(el);
+        if let Some(id) = opened {
+            let end_state = Rc::clone(&element_state);
+            let registered = el.on_end_tag(Box::new(move |_: &mut EndTag<'_>| {
+                end_state.borrow_mut().end(id);
+                Ok(())
+            }));
+            if registered.is_err() {
+                element_state.borrow_mut().end(id);
+            }
+        }
+        Ok(())
+    });
+    let texts = DocumentContentHandlers::default().text(move |chunk: &mut TextChunk<'_>| {
+        text_state.borrow_mut().text(chunk);
+        Ok(())
+    });
+    let settings = Settings::new()
+        .with_strict(false)
+        .append_element_content_handler((std::borrow::Cow::Owned(any), elements))
+        .append_document_content_handler(texts);
+    let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
+    let written = rewriter
+        .write(html.as_bytes())
+        .and_then(|()| rewriter.end());
+    if let Err(error) = written {
+        tracing::debug!(%error, %url, "html tokenizing stopped early; keeping what was read");
+    }
+    let converter = match Rc::try_unwrap(state) {
+        Ok(cell) => cell.into_inner(),
+        // The rewriter (and the handlers holding clones) is gone by now; this is unreachable,
+        // but an empty page is the safe answer should it not be.
+        Err(_) => return Extracted::default(),
+    };
+    converter.finish()
+}
+
+/// The elements the converter tells apart; everything else is inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    Skipped,
+    Head,
+    Title,
+    Meta,
+    Link,
+    Base,
+    Html,
+    Body,
+    Main,
+    Nav,
+    Header,
+    Footer,
+    Aside,
+    Form,
+    Dialog,
+    Block,
+    Paragraph,
+    Heading(u8),
+    Unordered,
+    Ordered,
+    Item,
+    Definitions,
+    Term,
+    Definition,
+    Quote,
+    Pre,
+    Code,
+    Strong,
+    Emphasis,
+    Deleted,
+    Anchor,
+    Area,
+    Image,
+    Break,
+    Rule,
+    Table,
+    Caption,
+    TableHead,
+    TableSection,
+    Row,
+    Cell { header: bool },
+    Input,
+    Inline,
+}
+
+impl Tag {
+    fn of(name: &str) -> Tag {
+        match name {
+            "script" | "style" | "noscript" | "template" | "iframe" | "svg" | "canvas"
+            | "object" | "embed" | "video" | "audio" | "button" | "select" | "textarea"
+            | "datalist" | "map" | "math" | "frameset" | "noframes" => Tag::Skipped,
+            "head" => Tag::Head,
+            "title" => Tag::Title,
+            "meta" => Tag::Meta,
+            "link" => Tag::Link,
+            "base" => Tag::Base,
+            "html" => Tag::Html,
+            "body" => Tag::Body,
+            "main" => Tag::Main,
+            "nav" => Tag::Nav,
+            "header" => Tag::Header,
+            "footer" => Tag::Footer,
+            "aside" => Tag::Aside,
+            "form" => Tag::Form,
+            "dialog" => Tag::Dialog,
+            "p" => Tag::Paragraph,
+            "div" | "section" | "article" | "address" | "figure" | "figcaption" | "details"
+            | "summary" | "center" | "fieldset" | "legend" | "hgroup" | "search" | "menu"
+            | "dir" | "picture" => Tag::Block,
+            "h1" => Tag::Heading(1),
+            "h2" => Tag::Heading(2),
+            "h3" => Tag::Heading(3),
+            "h4" => Tag::Heading(4),
+            "h5" => Tag::Heading(5),
+            "h6" => Tag::Heading(6),
+            "ul" => Tag::Unordered,
+            "ol" => Tag::Ordered,
+            "li" => Tag::Item,
+            "dl" => Tag::Definitions,
+            "dt" => Tag::Term,
+            "dd" => Tag::Definition,
+            "blockquote" => Tag::Quote,
+            "pre" | "listing" | "xmp" | "plaintext" => Tag::Pre,
+            "code" | "kbd" | "samp" | "tt" => Tag::Code,
+            "strong" | "b" => Tag::Strong,
+            "em" | "i" | "cite" | "dfn" | "var" => Tag::Emphasis,
+            "del" | "s" | "strike" => Tag::Deleted,
+            "a" => Tag::Anchor,
+            "area" => Tag::Area,
+            "img" => Tag::Image,
+            "br" => Tag::Break,
+            "hr" => Tag::Rule,
+            "table" => Tag::Table,
+            "caption" => Tag::Caption,
+            "thead" => Tag::TableHead,
+            "tbody" | "tfoot" => Tag::TableSection,
+            "tr" => Tag::Row,
+            "td" => Tag::Cell { header: false },
+            "th" => Tag::Cell { header: true },
+            "input" => Tag::Input,
+            _ => Tag::Inline,
+        }
+    }
+
+    /// Starting this element closes an open `<p>` (the HTML parser's rule for block starts).
+    fn closes_paragraph(self) -> bool {
+        matches!(
+            self,
+            Tag::Main
+                | Tag::Nav
+                | Tag::Header
+                | Tag::Footer
+                | Tag::Aside
+                | Tag::Form
+                | Tag::Dialog
+                | Tag::Block
+                | Tag::Paragraph
+                | Tag::Heading(_)
+                | Tag::Unordered
+                | Tag::Ordered
+                | Tag::Item
+                | Tag::Definitions
+                | Tag::Term
+                | Tag::Definition
+                | Tag::Quote
+                | Tag::Pre
+                | Tag::Rule
+                | Tag::Table
+        )
+    }
+
+    fn belongs_in_head(self) -> bool {
+        matches!(
+            self,
+            Tag::Title | Tag::Meta | Tag::Link | Tag::Base | Tag::Skipped | Tag::Head
+        )
+    }
+
+    /// Elements that an implied end never reaches past.
+    fn is_scope_boundary(self) -> bool {
+        matches!(
+            self,
+            Tag::Table | Tag::Cell { .. } | Tag::Caption | Tag::Html | Tag::Skipped
+        )
+    }
+
+    /// Elements whose class, id and role can mark them as site chrome.
+    fn is_container(self) -> bool {
+        matches!(
+            self,
+            Tag::Block
+                | Tag::Nav
+                | Tag::Header
+                | Tag::Footer
+                | Tag::Aside
+                | Tag::Form
+                | Tag::Dialog
+                | Tag::Unordered
+                | Tag::Ordered
+                | Tag::Table
+                | Tag::Paragraph
+                | Tag::Main
+                | Tag::Body
+        )
+    }
+}
+
+/// What an element's end undoes or completes.
+enum Close {
+    Nothing,
+    Space,
+    Unskip,
+    Block(u8),
+    Heading(Opened),
+    Marker {
+        opened: Option<Opened>,
+        marker: &'static str,
+        tag: Tag,
+    },
+    Link {
+        opened: Opened,
+        target: String,
+    },
+    InPageLink {
+        opened: Opened,
+        permalink_markup: bool,
+    },
+    Item,
+    Quote,
+    List,
+    Term(Option<Opened>),
+    Pre,
+    Code,
+    Table,
+    Row,
+    Cell {
+        header: bool,
+        colspan: usize,
+    },
+    Caption,
+    TableHead,
+    Main,
+}
+
+struct Frame {
+    id: u32,
+    tag: Tag,
+    close: Close,
+    /// A code language named by this element's class (Sphinx puts it on a wrapper `<div>`).
+    language: Option<String>,
+}
+
+#[derive(Default)]
+struct TableState {
+    rows: Vec<Row>,
+    in_head: bool,
+    caption: Option<String>,
+}
+
+struct Row {
+    cells: Vec<(String, usize)>,
+    header: bool,
+    all_th: bool,
+}
+
+struct ListState {
+    ordered: bool,
+    next: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MainContent {
+    NotSeen,
+    Open { start: usize },
+    Closed { start: usize, end: usize },
+}
+
+#[derive(PartialEq, Eq)]
+enum TitleState {
+    NotSeen,
+    /// Inside the document's first `<title>`; later ones (e.g. in inline SVG) are ignored.
+    Reading,
+    Done,
+}
+
+struct Converter {
+    page: Url,
+    base: Url,
+    base_seen: bool,
+    only_main: bool,
+    frames: Vec<Frame>,
+    next_id: u32,
+    /// Open elements whose content is dropped.
+    skipping: u32,
+    /// Main content mode, after the main element ended: only links are still read.
+    done: bool,
+    main: MainContent,
+    writer: Writer,
+    /// The current text node, gathered across chunks.
+    text: String,
+    title_state: TitleState,
+    pre: Option<(u32, Option<String>, String)>,
+    code: Option<(u32, String)>,
+    lists: Vec<ListState>,
+    tables: Vec<TableState>,
+    /// Tables inside a table cell, link or heading: written as plain text.
+    flat_tables: u32,
+    strong: u32,
+    emphasis: u32,
+    deleted: u32,
+    extracted: Extracted,
+}
+
+impl Converter {
+    fn new(url: &Url, only_main: bool) -> Self {
+        Self {
+            page: url.clone(),
+            base: url.clone(),
+            base_seen: false,
+            only_main,
+            frames: Vec::with_capacity(64),
+            next_id: 0,
+            skipping: 0,
+            done: false,
+            main: MainContent::NotSeen,
+            writer: Writer::default(),
+            text: String::new(),
+            title_state: TitleState::NotSeen,
+            pre: None,
+            code: None,
+            lists: Vec::new(),
+            tables: Vec::new(),
+            flat_tables: 0,
+            strong: 0,
+            emphasis: 0,
+            deleted: 0,
+            extracted: Extracted::default(),
+        }
+    }
+
+    /// An element starts; `Some(id)` when it was pushed and its end tag should be reported.
+    fn start(&mut self, el: &Element<'_, '_>) -> Option<u32> {
+        self.flush_text();
+        let tag = Tag::of(&el.tag_name());
+        let target = self.read_metadata_and_links(tag, el);
+        if !tag.belongs_in_head() && self.frames.last().is_some_and(|f| f.tag == Tag::Head) {
+            // `<head>` without its end tag ends where the body's content starts.
+            self.close_down_to(self.frames.len() - 1);
+        }
+        if self.skipping > 0 || self.done {
+            return None;
+        }
+        self.close_implied(tag);
+        if !el.can_have_content() {
+            self.void_element(tag, el);
+            return None;
+        }
+        if self.frames.len() >= MAX_FRAMES {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let language = matches!(tag, Tag::Block | Tag::Pre | Tag::Code)
+            .then(|| code_language(el))
+            .flatten();
+        let close = self.open(tag, el, id, target, language.as_deref());
+        self.frames.push(Frame {
+            id,
+            tag,
+            close,
+            language,
+        });
+        Some(id)
+    }
+
+    /// An element's end tag: it and everything opened after it end.
+    fn end(&mut self, id: u32) {
+        self.flush_text();
+        if let Some(position) = self.frames.iter().rposition(|frame| frame.id == id) {
+            self.close_down_to(position);
+        }
+    }
+
+    fn close_down_to(&mut self, position: usize) {
+        while self.frames.len() > position {
+            if let Some(frame) = self.frames.pop() {
+                self.close(frame);
+            }
+        }
+    }
+
+    fn text(&mut self, chunk: &TextChunk<'_>) {
+        if self.title_state == TitleState::Reading {
+            self.extracted.title.push_str(chunk.as_str());
+            if chunk.last_in_text_node() {
+                self.title_state = TitleState::Done;
+            }
+            return;
+        }
+        if self.skipping > 0 || self.done {
+            return;
+        }
+        match chunk.text_type() {
+            TextType::Data | TextType::RCData | TextType::CDataSection | TextType::PlainText => {
+                self.text.push_str(chunk.as_str());
+            }
+            TextType::RawText | TextType::ScriptData => {}
+        }
+        if chunk.last_in_text_node() {
+            self.flush_text();
+        }
+    }
+
+    fn flush_text(&mut self) {
+        if self.text.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(&mut self.text);
+        let decoded = decode_entities(&raw);
+        if let Some((_, _, pre)) = &mut self.pre {
+            pre.push_str(&decoded);
+        } else if let Some((_, code)) = &mut self.code {
+            code.push_str(&decoded);
+        } else {
+            self.writer.text(&decoded);
+        }
+        // Reuse the allocation for the next text node.
+        let mut raw = raw;
+        raw.clear();
+        self.text = raw;
+    }
+
+    /// Metadata and links are read everywhere, chrome included: navigation is how a crawl
+    /// finds pages. Returns a link's markdown target.
+    fn read_metadata_and_links(&mut self, tag: Tag, el: &Element<'_, '_>) -> Option<String> {
+        match tag {
+            Tag::Anchor | Tag::Area => return self.link(el),
+            Tag::Title => {
+                if self.title_state == TitleState::NotSeen {
+                    self.title_state = TitleState::Reading;
+                } else {
+                    self.title_state = TitleState::Done;
+                }
+            }
+            Tag::Meta => self.meta(el),
+            Tag::Link => {
+                let canonical = el.get_attribute("rel").is_some_and(|rel| {
+                    rel.split_ascii_whitespace()
+                        .any(|token| token.eq_ignore_ascii_case("canonical"))
+                });
+                if canonical && self.extracted.canonical_href.is_none() {
+                    self.extracted.canonical_href = attribute(el, "href");
+                }
+            }
+            Tag::Base if !self.base_seen => {
+                if let Some(href) = attribute(el, "href") {
+                    self.base_seen = true;
+                    if let Some(base) = http_join(&self.page, &href) {
+                        self.base = base;
+                    }
+                }
+            }
+            Tag::Html if self.extracted.language.is_none() => {
+                self.extracted.language = attribute(el, "lang")
+                    .map(|lang| lang.trim().to_owned())
+                    .filter(|lang| !lang.is_empty());
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn meta(&mut self, el: &Element<'_, '_>) {
+        let key = el
+            .get_attribute("name")
+            .or_else(|| el.get_attribute("property"))
+            .unwrap_or_default();
+        let slot = if key.eq_ignore_ascii_case("description") {
+            &mut self.extracted.description
+        } else if key.eq_ignore_ascii_case("og:description") {
+            &mut self.extracted.og_description
+        } else {
+            return;
+        };
+        if slot.is_none() {
+            let content = attribute(el, "content").unwrap_or_default();
+            *slot = non_empty(collapse_whitespace(&content));
+        }
+    }
+
+    /// Records the link; its markdown target (`#…` for in-page links).
+    fn link(&mut self, el: &Element<'_, '_>) -> Option<String> {
+        let href = attribute(el, "href")?;
+        let href = href.trim_matches(|c: char| c.is_ascii_whitespace());
+        if href.starts_with('#') {
+            return Some("#".to_owned());
+        }
+        if href.is_empty() || href.len() > MAX_HREF_LEN {
+            return None;
+        }
+        match http_join(&self.base, href) {
+            Some(joined) => {
+                let target = markdown_target(joined.as_str());
+                self.extracted.links.push(joined);
+                Some(target)
+            }
+            None => {
+                let scheme = href.split(':').next().unwrap_or_default();
+                ["mailto", "tel"]
+                    .iter()
+                    .any(|kept| scheme.eq_ignore_ascii_case(kept))
+                    .then(|| markdown_target(href))
+            }
+        }
+    }
+
+    /// The implied ends the HTML parser applies when `tag` starts.
+    fn close_implied(&mut self, tag: Tag) {
+        let stop_at =
+            |frame: &Frame, wanted: &dyn Fn(Tag) -> bool, limits: &dyn Fn(Tag) -> bool| {
+                if wanted(frame.tag) {
+                    Some(true)
+                } else if limits(frame.tag) || frame.tag.is_scope_boundary() {
+                    Some(false)
+                } else {
+                    None
+                }
+            };
+        let find =
+            |frames: &[Frame], wanted: &dyn Fn(Tag) -> bool, limits: &dyn Fn(Tag) -> bool| {
+                for (index, frame) in frames.iter().enumerate().rev() {
+                    match stop_at(frame, wanted, limits) {
+                        Some(true) => return Some(index),
+                        Some(false) => return None,
+                        None => {}
+                    }
+                }
+                None
+            };
+        let no_limit = |_: Tag| false;
+        if tag.closes_paragraph() {
+            if let Some(index) = find(&self.frames, &|t| t == Tag::Paragraph, &no_limit) {
+                self.close_down_to(index);
+            }
+        }
+        let found = match tag {
+            Tag::Item => find(&self.frames, &|t| t == Tag::Item, &|t| {
+                matches!(t, Tag::Unordered | Tag::Ordered)
+            }),
+            Tag::Term | Tag::Definition => find(
+                &self.frames,
+                &|t| matches!(t, Tag::Term | Tag::Definition),
+                &|t| t == Tag::Definitions,
+            ),
+            Tag::Cell { .. } => find(&self.frames, &|t| matches!(t, Tag::Cell { .. }), &|t| {
+                t == Tag::Row
+            }),
+            Tag::Row => find(&self.frames, &|t| t == Tag::Row, &no_limit),
+            Tag::TableHead | Tag::TableSection => find(
+                &self.frames,
+                &|t| matches!(t, Tag::Row | Tag::TableHead | Tag::TableSection),
+                &no_limit,
+            ),
+            Tag::Heading(_) => self
+                .frames
+                .last()
+                .filter(|frame| matches!(frame.tag, Tag::Heading(_)))
+                .map(|_| self.frames.len() - 1),
+            Tag::Anchor => self.frames.iter().rposition(|f| f.tag == Tag::Anchor),
+            _ => None,
+        };
+        if let Some(index) = found {
+            self.close_down_to(index);
+        }
+    }
+
+    fn void_element(&mut self, tag: Tag, el: &Element<'_, '_>) {
+        match tag {
+            Tag::Image => self.image(el),
+            Tag::Break => match &mut self.pre {
+                Some((_, _, pre)) => pre.push('\n'),
+                None => self.writer.hard_break(),
+            },
+            Tag::Rule if self.pre.is_none() => {
+                if self.writer.is_inline_only() {
+                    self.writer.space();
+                } else {
+                    self.writer.block_break(2);
+                    self.writer.raw("---");
+                    self.writer.block_break(2);
+                }
+            }
+            Tag::Input if self.pre.is_none() => {
+                let checkbox = el
+                    .get_attribute("type")
+                    .is_some_and(|kind| kind.eq_ignore_ascii_case("checkbox"));
+                if checkbox {
+                    let mark = if el.has_attribute("checked") {
+                        "[x]"
+                    } else {
+                        "[ ]"
+                    };
+                    self.writer.raw(mark);
+                    self.writer.space();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn image(&mut self, el: &Element<'_, '_>) {
+        // Inline images would put kilobytes of base64 into the markdown, and lazy loading
+        // pages keep the real image in data-src behind a placeholder.
+        let src = attribute(el, "src").filter(|src| !is_data_url(src));
+        let src = src.or_else(|| attribute(el, "data-src").filter(|src| !is_data_url(src)));
+        let Some(src) = src.and_then(|src| http_join(&self.base, &src)) else {
+            return;
+        };
+        if let Some((_, code)) = &mut self.code {
+            code.push(' ');
+            return;
+        }
+        if self.pre.is_some() {
+            return;
+        }
+        let alt = attribute(el, "alt").map(|alt| collapse_whitespace(&alt));
+        let alt = alt.unwrap_or_default().replace(['[', ']'], "");
+        let image = format!("![{alt}]({})", markdown_target(src.as_str()));
+        self.writer.raw(&image);
+    }
+
+    /// Decides what the element does and starts it.
+    fn open(
+        &mut self,
+        tag: Tag,
+        el: &Element<'_, '_>,
+        id: u32,
+        target: Option<String>,
+        language: Option<&str>,
+    ) -> Close {
+        if self.pre.is_some() || self.code.is_some() {
+            return self.open_inside_code(tag, language);
+        }
+        if self.is_dropped(tag, el) {
+            self.skipping += 1;
+            return Close::Unskip;
+        }
+        match tag {
+            Tag::Main => self.open_main(),
+            Tag::Body | Tag::Html | Tag::Header | Tag::Footer | Tag::Nav | Tag::Aside => {
+                self.open_main_by_role(el)
+            }
+            Tag::Form | Tag::Dialog | Tag::Block | Tag::Paragraph | Tag::Definitions => {
+                if tag == Tag::Block {
+                    if let Close::Main = self.open_main_by_role(el) {
+                        return Close::Main;
+                    }
+                }
+                self.writer.block_break(2);
+                Close::Block(2)
+            }
+            Tag::Heading(level) => {
+                if self.writer.is_inline_only() {
+                    self.writer.space();
+                    return Close::Space;
+                }
+                self.writer.block_break(2);
+                let opened = self
+                    .writer
+                    .open(&format!("{} ", "#".repeat(usize::from(level))));
+                self.writer.enter_inline_only();
+                Close::Heading(opened)
+            }
+            Tag::Unordered | Tag::Ordered => {
+                let nested = self.frames.iter().any(|frame| frame.tag == Tag::Item);
+                self.writer.block_break(if nested { 1 } else { 2 });
+                let start = el
+                    .get_attribute("start")
+                    .and_then(|start| start.trim().parse().ok())
+                    .unwrap_or(1);
+                self.lists.push(ListState {
+                    ordered: tag == Tag::Ordered,
+                    next: start,
+                });
+                Close::List
+            }
+            Tag::Item => {
+                let marker = match self.lists.last_mut() {
+                    Some(list) if list.ordered => {
+                        let marker = format!("{}. ", list.next);
+                        list.next += 1;
+                        marker
+                    }
+                    _ => "- ".to_owned(),
+                };
+                if self.writer.push_item(marker) {
+                    Close::Item
+                } else {
+                    Close::Space
+                }
+            }
+            Tag::Term => {
+                self.writer.block_break(2);
+                let opened = (self.strong == 0).then(|| self.writer.open("**"));
+                self.strong += 1;
+                Close::Term(opened)
+            }
+            Tag::Definition => {
+                self.writer.block_break(1);
+                Close::Block(1)
+            }
+            Tag::Quote => {
+                if self.writer.push_quote() {
+                    Close::Quote
+                } else {
+                    Close::Space
+                }
+            }
+            Tag::Pre => {
+                let language = language
+                    .map(str::to_owned)
+                    .or_else(|| self.frames.iter().rev().find_map(|f| f.language.clone()));
+                self.pre = Some((id, language, String::new()));
+                Close::Pre
+            }
+            Tag::Code => {
+                self.code = Some((id, String::new()));
+                Close::Code
+            }
+            Tag::Strong => self.open_marker(tag, "**"),
+            Tag::Emphasis => self.open_marker(tag, "*"),
+            Tag::Deleted => self.open_marker(tag, "~~"),
+            Tag::Anchor => self.open_link(el, target),
+            Tag::Table => self.open_table(),
+            Tag::Row | Tag::Cell { .. } | Tag::Caption | Tag::TableHead | Tag::TableSection => {
+                self.open_table_part(tag, el)
+            }
+            _ => Close::Nothing,
+        }
+    }
+
+    /// Inside `<pre>` or `<code>` only the text counts (and a nested `<code>`'s language).
+    fn open_inside_code(&mut self, tag: Tag, language: Option<&str>) -> Close {
+        if let (Tag::Code, Some(language), Some((_, slot @ None, _))) =
+            (tag, language, self.pre.as_mut())
+        {
+            *slot = Some(language.to_owned());
+        }
+        if matches!(tag, Tag::Skipped) {
+            self.skipping += 1;
+            return Close::Unskip;
+        }
+        Close::Nothing
+    }
+
+    fn open_main(&mut self) -> Close {
+        self.writer.block_break(2);
+        if self.only_main && self.main == MainContent::NotSeen && self.tables.is_empty() {
+            self.main = MainContent::Open {
+                start: self.writer.len(),
+            };
+            return Close::Main;
+        }
+        Close::Block(2)
+    }
+
+    fn open_main_by_role(&mut self, el: &Element<'_, '_>) -> Close {
+        let is_main = el
+            .get_attribute("role")
+            .is_some_and(|role| role.trim().eq_ignore_ascii_case("main"));
+        if is_main {
+            return self.open_main();
+        }
+        self.writer.block_break(2);
+        Close::Block(2)
+    }
+
+    /// Content left out: never content (scripts, forms' controls), hidden, or (main-content
+    /// mode) site chrome by element, ARIA role or class/id.
+    fn is_dropped(&self, tag: Tag, el: &Element<'_, '_>) -> bool {
+        match tag {
+            Tag::Skipped | Tag::Head => return true,
+            _ if !tag.is_container() => return false,
+            _ => {}
+        }
+        if el.has_attribute("hidden") {
+            return true;
+        }
+        if !self.only_main {
+            return false;
+        }
+        let in_main = matches!(self.main, MainContent::Open { .. });
+        match tag {
+            Tag::Nav | Tag::Footer | Tag::Aside | Tag::Form | Tag::Dialog => return true,
+            Tag::Header if !in_main => return true,
+            _ => {}
+        }
+        if el
+            .get_attribute("aria-hidden")
+            .is_some_and(|hidden| hidden.trim().eq_ignore_ascii_case("true"))
+        {
+            return true;
+        }
+        if let Some(role) = el.get_attribute("role") {
+            if is_chrome_role(&role, in_main) {
+                return true;
+            }
+        }
+        let named_chrome = |name: Option<String>| {
+            name.is_some_and(|name| name.split_ascii_whitespace().any(is_chrome_name))
+        };
+        named_chrome(el.get_attribute("class")) || named_chrome(el.get_attribute("id"))
+    }
+
+    fn open_marker(&mut self, tag: Tag, marker: &'static str) -> Close {
+        let depth = match tag {
+            Tag::Strong => &mut self.strong,
+            Tag::Emphasis => &mut self.emphasis,
+            _ => &mut self.deleted,
+        };
+        // Nested emphasis of one kind adds nothing (and `****` would break the markdown).
+        let opened = (*depth == 0).then(|| self.writer.open(marker));
+        *depth += 1;
+        Close::Marker {
+            opened,
+            marker,
+            tag,
+        }
+    }
+
+    fn open_link(&mut self, el: &Element<'_, '_>, target: Option<String>) -> Close {
+        match target {
+            Some(target) if target == "#" => {
+                let class = el.get_attribute("class");
+                let hidden = el.get_attribute("aria-hidden");
+                Close::InPageLink {
+                    opened: self.writer.open(""),
+                    permalink_markup: is_permalink(class.as_deref(), hidden.as_deref()),
+                }
+            }
+            Some(target) => {
+                let opened = self.writer.open("[");
+                self.writer.enter_link();
+                self.writer.enter_inline_only();
+                Close::Link { opened, target }
+            }
+            None => Close::Nothing,
+        }
+    }
+
+    fn open_table(&mut self) -> Close {
+        if self.writer.is_inline_only() || self.flat_tables > 0 {
+            self.flat_tables += 1;
+            self.writer.space();
+            return Close::Space;
+        }
+        self.writer.block_break(2);
+        self.tables.push(TableState::default());
+        Close::Table
+    }
+
+    fn open_table_part(&mut self, tag: Tag, el: &Element<'_, '_>) -> Close {
+        if self.flat_tables > 0 || self.tables.is_empty() {
+            self.writer.space();
+            return Close::Space;
+        }
+        let Some(table) = self.tables.last_mut() else {
+            return Close::Nothing;
+        };
+        match tag {
+            Tag::Row => {
+                table.rows.push(Row {
+                    cells: Vec::new(),
+                    header: table.in_head,
+                    all_th: true,
+                });
+                Close::Row
+            }
+            Tag::Cell { header } => {
+                if table.rows.is_empty() {
+                    table.rows.push(Row {
+                        cells: Vec::new(),
+                        header: table.in_head,
+                        all_th: true,
+                    });
+                }
+                let colspan = el
+                    .get_attribute("colspan")
+                    .and_then(|span| span.trim().parse::<usize>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, 64);
+                self.writer.begin_capture();
+                Close::Cell { header, colspan }
+            }
+            Tag::Caption => {
+                self.writer.begin_capture();
+                Close::Caption
+            }
+            Tag::TableHead => {
+                table.in_head = true;
+                Close::TableHead
+            }
+            _ => Close::Nothing,
+        }
+    }
+
+    fn close(&mut self, frame: Frame) {
+        match frame.close {
+            Close::Nothing => {}
+            Close::Space => {
+                self.writer.space();
+                if frame.tag == Tag::Table {
+                    self.flat_tables = self.flat_tables.saturating_sub(1);
+                }
+            }
+            Close::Unskip => self.skipping = self.skipping.saturating_sub(1),
+            Close::Block(newlines) => self.writer.block_break(newlines),
+            Close::Heading(opened) => {
+                self.writer.leave_inline_only();
+                self.writer.wrote_since(opened);
+                self.writer.block_break(2);
+            }
+            Close::Marker {
+                opened,
+                marker,
+                tag,
+            } => {
+                match opened {
+                    Some(opened) => {
+                        self.writer.close(opened, marker);
+                    }
+                    // numpydoc's `<dt><strong>name</strong><span>type</span>` relies on CSS
+                    // for the separator; without one the two words would run together.
+                    None if self.frames.iter().any(|frame| frame.tag == Tag::Term) => {
+                        self.writer.space();
+                    }
+                    None => {}
+                }
+                let depth = match tag {
+                    Tag::Strong => &mut self.strong,
+                    Tag::Emphasis => &mut self.emphasis,
+                    _ => &mut self.deleted,
+                };
+                *depth = depth.saturating_sub(1);
+            }
+            Close::Link { opened, target } => {
+                self.writer.leave_inline_only();
+                self.writer.leave_link();
+                self.writer.close(opened, &format!("]({target})"));
+            }
+            Close::InPageLink {
+                opened,
+                permalink_markup,
+            } => {
+                let text = self.writer.written_since(opened).trim();
+                // A permalink is only a symbol; anything longer is real text.
+                let permalink = matches!(text, "" | "#" | "¶" | "§" | "🔗" | "\\#")
+                    || (permalink_markup && text.chars().count() <= 2);
+                if permalink {
+                    self.writer.take_back(opened);
+                }
+            }
+            Close::Item => {
+                self.writer.pop_container();
+                self.writer.block_break(1);
+            }
+            Close::Quote => {
+                self.writer.pop_container();
+                self.writer.block_break(2);
+            }
+            Close::List => {
+                self.lists.pop();
+                let nested = self.frames.iter().any(|frame| frame.tag == Tag::Item);
+                self.writer.block_break(if nested { 1 } else { 2 });
+            }
+            Close::Term(opened) => {
+                if let Some(opened) = opened {
+                    self.writer.close(opened, "**");
+                }
+                self.strong = self.strong.saturating_sub(1);
+                self.writer.block_break(1);
+            }
+            Close::Pre => {
+                if let Some((_, language, content)) = self.pre.take() {
+                    self.writer.code_block(language.as_deref(), &content);
+                }
+            }
+            Close::Code => {
+                if let Some((_, code)) = self.code.take() {
+                    let code = collapse_whitespace(&code);
+                    if !code.is_empty() {
+                        self.writer.raw(&code_span(&code));
+                    }
+                }
+            }
+            Close::Table => {
+                if let Some(table) = self.tables.pop() {
+                    self.write_table(table);
+                }
+            }
+            Close::Row => {}
+            Close::Cell { header, colspan } => {
+                let content = self.writer.end_capture();
+                if let Some(row) = self.tables.last_mut().and_then(|t| t.rows.last_mut()) {
+                    row.all_th &= header;
+                    row.cells
+                        .push((content.replace('\n', " ").trim().to_owned(), colspan));
+                }
+            }
+            Close::Caption => {
+                let caption = self.writer.end_capture();
+                if let Some(table) = self.tables.last_mut() {
+                    table.caption = non_empty(caption.trim().to_owned());
+                }
+            }
+            Close::TableHead => {
+                if let Some(table) = self.tables.last_mut() {
+                    table.in_head = false;
+                }
+            }
+            Close::Main => {
+                if let MainContent::Open { start } = self.main {
+                    self.main = MainContent::Closed {
+                        start,
+                        end: self.writer.len(),
+                    };
+                    // Nothing after the main element is wanted; links still are.
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    fn write_table(&mut self, table: TableState) {
+        if let Some(caption) = &table.caption {
+            self.writer.block_break(2);
+            self.writer.raw(caption);
+            self.writer.block_break(2);
+        }
+        let rows: Vec<Row> = table
+            .rows
+            .into_iter()
+            .filter(|row| row.cells.iter().any(|(text, _)| !text.is_empty()))
+            .collect();
+        let columns = rows
+            .iter()
+            .map(|row| row.cells.iter().map(|(_, span)| span).sum::<usize>())
+            .max()
+            .unwrap_or(0);
+        if columns <= 1 {
+            // A layout table, or a list in disguise: its cells are paragraphs.
+            for row in &rows {
+                for (text, _) in &row.cells {
+                    self.writer.block_break(2);
+                    self.writer.raw(text);
+                }
+            }
+            self.writer.block_break(2);
+            return;
+        }
+        let mut lines = Vec::with_capacity(rows.len() + 2);
+        let mut body = rows.iter();
+        let header = rows.first().filter(|row| row.header || row.all_th);
+        match header {
+            Some(row) => {
+                body.next();
+                lines.push(table_row(row, columns));
+            }
+            None => lines.push(format!("|{}", " |".repeat(columns))),
+        }
+        lines.push(format!("|{}", " --- |".repeat(columns)));
+        lines.extend(body.map(|row| table_row(row, columns)));
+        self.writer.table(&lines);
+    }
+
+    fn finish(mut self) -> Extracted {
+        self.flush_text();
+        self.close_down_to(0);
+        let markdown = match self.main {
+            MainContent::Open { start } => self.writer.slice(start, self.writer.len()).to_owned(),
+            MainContent::Closed { start, end } => self.writer.slice(start, end).to_owned(),
+            MainContent::NotSeen => self.writer.into_string(),
+        };
+        let mut extracted = self.extracted;
+        extracted.markdown = markdown.trim().to_owned();
+        extracted.base = Some(self.base);
+        extracted
+    }
+}
+
+fn table_row(row: &Row, columns: usize) -> String {
+    let mut line = String::from("|");
+    let mut used = 0;
+    for (text, span) in &row.cells {
+        line.push(' ');
+        line.push_str(text);
+        line.push_str(" |");
+        for _ in 1..*span {
+            line.push_str(" |");
+        }
+        used += span;
+    }
+    for _ in used..columns {
+        line.push_str(" |");
+    }
+    line
+}
+
+/// ARIA landmarks that are site chrome; `banner` (the site header) only outside the main.
+fn is_chrome_role(role: &str, in_main: bool) -> bool {
+    const ROLES: [&str; 8] = [
+        "navigation",
+        "contentinfo",
+        "complementary",
+        "search",
+        "dialog",
+        "alertdialog",
+        "menubar",
+        "toolbar",
+    ];
+    let role = role.trim();
+    ROLES.iter().any(|known| role.eq_ignore_ascii_case(known))
+        || (!in_main && role.eq_ignore_ascii_case("banner"))
+}
+
+/// Class and id words that name chrome on sites without semantic elements: sidebars,
+/// cookie and consent banners, menus, breadcrumbs, tables of contents.
+fn is_chrome_name(name: &str) -> bool {
+    const PARTS: [&str; 8] = [
+        "sidebar",
+        "cookie",
+        "consent",
+        "gdpr",
+        "breadcrumb",
+        "skip-link",
+        "skiplink",
+        "site-footer",
+    ];
+    const WORDS: [&str; 7] = [
+        "nav",
+        "menu",
+        "toc",
+        "footer",
+        "masthead",
+        "site-header",
+        "related",
+    ];
+    let lower = name.to_ascii_lowercase();
+    // `nav`, `navbar`, `navigation`, DocBook's `navheader`/`navfooter`.
+    lower.starts_with("nav")
+        || PARTS.iter().any(|part| lower.contains(part))
+        || WORDS.contains(&lower.as_str())
+}
+
+/// A heading's self-link, by the classes documentation generators give it (Docusaurus,
+/// Sphinx/MkDocs, VitePress, GitHub) or by being hidden from screen readers.
+fn is_permalink(class: Option<&str>, aria_hidden: Option<&str>) -> bool {
+    const CLASSES: [&str; 5] = [
+        "hash-link",
+        "headerlink",
+        "header-anchor",
+        "anchor",
+        "heading-anchor",
+    ];
+    aria_hidden.is_some_and(|hidden| hidden.trim().eq_ignore_ascii_case("true"))
+        || class.is_some_and(|classes| {
+            classes
+                .split_ascii_whitespace()
+                .any(|class| CLASSES.contains(&class))
+        })
+}
+
+/// The language a code block's class names (`language-rust`, `lang-sh`, Sphinx's
+/// `highlight-python3`) or its `data-lang`.
+fn code_language(el: &Element<'_, '_>) -> Option<String> {
+    const PREFIXES: [&str; 4] = ["language-", "lang-", "highlight-", "hljs-"];
+    const MEANINGLESS: [&str; 7] = [
+        "default",
+        "none",
+        "text",
+        "plain",
+        "plaintext",
+        "nohighlight",
+        "txt",
+    ];
+    let from_class = el.get_attribute("class").and_then(|classes| {
+        classes.split_ascii_whitespace().find_map(|class| {
+            PREFIXES
+                .iter()
+                .find_map(|prefix| class.strip_prefix(prefix))
+                .map(str::to_owned)
+        })
+    });
+    from_class
+        .or_else(|| el.get_attribute("data-lang"))
+        .map(|language| language.trim().to_ascii_lowercase())
+        .filter(|language| {
+            !language.is_empty()
+                && language.len() <= 32
+                && language
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '#' | '_' | '.'))
+                && !MEANINGLESS.contains(&language.as_str())
+        })
+}
+
+/// An attribute's value with character references decoded (lol_html hands out the raw text).
+fn attribute(el: &Element<'_, '_>, name: &str) -> Option<String> {
+    el.get_attribute(name)
+        .map(|value| decode_entities(&value).into_owned())
+}
+
+fn is_data_url(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..5)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("data:"))
+}
+
+/// `href` resolved against `base`, only when that gives an http(s) URL. Not normalised: the
+/// markdown keeps fragments and index documents as the author wrote them.
+pub(super) fn http_join(base: &Url, href: &str) -> Option<Url> {
+    let href = href.trim_matches(|c: char| c.is_ascii_whitespace());
+    if href.is_empty() {
+        return None;
+    }
+    let joined = base.join(href).ok()?;
+    matches!(joined.scheme(), "http" | "https").then_some(joined)
+}
+
+/// A URL as a markdown link destination: parentheses and spaces would end it early.
+fn markdown_target(url: &str) -> String {
+    if !url.contains(['(', ')', ' ', '<', '>']) {
+        return url.to_owned();
+    }
+    url.replace('(', "%28")
+        .replace(')', "%29")
+        .replace(' ', "%20")
+        .replace('<', "%3C")
+        .replace('>', "%3E")
+}
