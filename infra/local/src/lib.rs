@@ -2,6 +2,7 @@
 //! with the token check applied as middleware on exactly the routes API Gateway protects,
 //! and crawl workers consuming the embedded queue.
 
+pub mod allocator;
 pub mod crawl;
 pub mod scaffold;
 pub mod sync;
