@@ -30,7 +30,7 @@ use super::sitemap::{self, Sitemap};
 use crate::auth::Principal;
 use crate::connectors::document::Document;
 use crate::queue::{Queue, QueueError};
-use crate::sinks::{SinkEnvironment, SinkError};
+use crate::sinks::{DirectorySink, Sink, SinkConfig, SinkEnvironment, SinkError};
 use crate::store::crawls::{
     Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, Outcome,
     PaceSlot,
@@ -551,8 +551,7 @@ impl CrawlEngine {
         deadline: &Deadline,
     ) -> Option<Step> {
         let config = job.spec.sink.as_ref()?;
-        let sealed = job.spec.sink_secret_sealed.as_deref();
-        let result = match self.sinks.build_stored(config, sealed, &job.sink_owner()) {
+        let result = match self.sink(job, config) {
             // Re-delivery after a cut overwrites: document ids are stable.
             Ok(sink) => match within(deadline, sink.deliver(&[document])).await {
                 Some(result) => result,
@@ -571,6 +570,19 @@ impl CrawlEngine {
                 format!("delivery failed: {}", sink_reason(&error)),
             ))),
         }
+    }
+
+    /// The job's sink. A directory sink does not sync to disk: a page lost to a power cut
+    /// comes back with a re-run of the crawl, and two syncs per page cost more than the
+    /// rest of writing it. Connector syncs keep syncing (their checkpoint moves past a
+    /// delivered document for good).
+    fn sink(&self, job: &CrawlJob, config: &SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
+        if let SinkConfig::Directory { path } = config {
+            crate::sinks::check_config(config, &self.sinks)?;
+            return Ok(Arc::new(DirectorySink::new(path.clone()).without_sync()));
+        }
+        let sealed = job.spec.sink_secret_sealed.as_deref();
+        self.sinks.build_stored(config, sealed, &job.sink_owner())
     }
 
     async fn record(&self, job: &CrawlJob, key: &str, finish: Finish) -> Result<(), EngineError> {

@@ -37,6 +37,12 @@
 //! with one sync per batch, then renames each over its `<id>.md`: a crash never leaves a
 //! half-written document, and what a killed writer staged is never seen by a reader of the
 //! folder (and is swept the next time a sink opens the folder).
+//!
+//! [`DirectorySink::without_sync`] skips both syncs and keeps the staging and the atomic
+//! rename. A crash of the process then still loses nothing (written data is in the OS), but
+//! an OS crash or power loss can lose the latest documents, or leave one empty, after the
+//! delivery was reported: only for callers that can produce them again (a crawl re-run),
+//! never for a connector sync, whose checkpoint moves past a delivered document for good.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -58,6 +64,7 @@ pub const MAX_ID_LEN: usize = 128;
 pub struct DirectorySink {
     root: PathBuf,
     syncs: Arc<SyncCounter>,
+    durable: bool,
 }
 
 impl DirectorySink {
@@ -67,7 +74,15 @@ impl DirectorySink {
         Self {
             root: path.into(),
             syncs: Arc::default(),
+            durable: true,
         }
+    }
+
+    /// Deliveries are not forced to disk (see the module documentation): for documents
+    /// that a re-run recreates, where two syncs per delivery would dominate the cost.
+    pub fn without_sync(mut self) -> Self {
+        self.durable = false;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -115,7 +130,7 @@ impl Sink for DirectorySink {
         let planned: Vec<Planned> = documents.iter().map(plan).collect::<Result<_, _>>()?;
         let root = self.root.clone();
         let count = planned.len();
-        let syncs = self.syncs.clone();
+        let syncs = self.durable.then(|| self.syncs.clone());
         blocking(move || {
             sweep_once(&root);
             let previous: Vec<Option<String>> = planned
@@ -126,7 +141,7 @@ impl Sink for DirectorySink {
                 .iter()
                 .flat_map(|planned| planned.files.iter().cloned())
                 .collect();
-            write_all(&root, &files, &syncs)?;
+            write_all(&root, &files, syncs.as_deref())?;
             for (planned, previous) in planned.iter().zip(previous) {
                 remove_leftovers(&root, planned, previous)?;
             }
@@ -407,10 +422,11 @@ impl SyncCounter {
 
 /// Stages every file, makes them durable with one filesystem sync, renames each over its
 /// target (atomic replace), then syncs the directory once so the renames are durable too.
+/// Without `syncs`, the same but neither sync.
 fn write_all(
     root: &Path,
     files: &[(String, Staged)],
-    syncs: &SyncCounter,
+    syncs: Option<&SyncCounter>,
 ) -> Result<(), SinkError> {
     let staging = root.join(TMP_DIR);
     std::fs::create_dir_all(&staging).map_err(|e| io_error("create directory", &staging, &e))?;
@@ -428,7 +444,7 @@ fn stage_and_rename(
     root: &Path,
     staging: &Path,
     files: &[(String, Staged)],
-    syncs: &SyncCounter,
+    syncs: Option<&SyncCounter>,
     staged: &mut Vec<(PathBuf, PathBuf)>,
 ) -> Result<(), SinkError> {
     for (name, content) in files {
@@ -446,15 +462,19 @@ fn stage_and_rename(
         });
         written.map_err(|e| io_error("write", &target, &e))?;
     }
-    sync_files(staging, staged, syncs).map_err(|e| io_error("sync", staging, &e))?;
+    if let Some(syncs) = syncs {
+        sync_files(staging, staged, syncs).map_err(|e| io_error("sync", staging, &e))?;
+    }
     for (tmp, target) in staged.iter() {
         std::fs::rename(tmp, target).map_err(|e| io_error("rename", target, &e))?;
     }
     // Make the renames durable too (best effort; not every platform can open a directory).
     #[cfg(unix)]
-    if let Ok(dir) = std::fs::File::open(root) {
-        syncs.note();
-        let _ = dir.sync_all();
+    if let Some(syncs) = syncs {
+        if let Ok(dir) = std::fs::File::open(root) {
+            syncs.note();
+            let _ = dir.sync_all();
+        }
     }
     Ok(())
 }

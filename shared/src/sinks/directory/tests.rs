@@ -233,6 +233,30 @@ async fn a_batch_syncs_a_constant_number_of_times() {
     }
 }
 
+#[tokio::test]
+async fn without_sync_writes_the_same_files_and_never_syncs() {
+    let dir = TempDir::new("nosync");
+    let sink = DirectorySink::new(&dir.0).without_sync();
+    let batch: Vec<Document> = (0..5)
+        .map(|i| document(&format!("https://example.com/{i}"), "x"))
+        .collect();
+    sink.deliver(&batch).await.unwrap();
+    let mut replaced = batch.clone();
+    for doc in &mut replaced {
+        doc.markdown = "y".into();
+    }
+    sink.deliver(&replaced).await.unwrap();
+    assert_eq!(sink.sync_calls(), 0);
+    assert_eq!(entries(&dir.0).len(), 5);
+    for doc in &replaced {
+        let text = std::fs::read_to_string(dir.0.join(format!("{}.md", doc.id))).unwrap();
+        assert_eq!(text, render(doc));
+    }
+    // Still staged and renamed: nothing is left in the staging folder.
+    let staged = std::fs::read_dir(dir.0.join(TMP_DIR)).unwrap().count();
+    assert_eq!(staged, 0);
+}
+
 async fn spooled(name: &str, bytes: &[u8]) -> crate::connectors::document::FileBody {
     use crate::connectors::kit::files;
     let chunks = futures::stream::iter(
