@@ -56,12 +56,36 @@ pub fn normalize(url: &Url, strip_query: bool) -> Option<Url> {
     Some(normalized)
 }
 
+/// Whether [`normalize`] (keeping the query) would return `url` unchanged: a few string
+/// checks, so the per-link path can skip the clone and re-serialisation `normalize` costs for
+/// links that [`resolve`] produced already.
+pub fn is_normalized(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|host| !host.is_empty())
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query() != Some("")
+        && url.path().rsplit_once('/').is_some_and(|(_, last)| {
+            !INDEX_DOCUMENTS
+                .iter()
+                .any(|index| last.eq_ignore_ascii_case(index))
+        })
+}
+
 /// Hex SHA-256 of the normalised URL string (the dedupe key). The URL is normalised again
 /// (keeping its query) so a caller that forgot to normalise still gets the canonical key;
 /// normalising is idempotent, so an already normalised URL hashes as is.
 pub fn url_key(url: &Url) -> String {
+    if is_normalized(url) {
+        return normalized_key(url.as_str());
+    }
     let normalized = normalize(url, false);
-    let canonical = normalized.as_ref().map_or(url.as_str(), Url::as_str);
+    normalized_key(normalized.as_ref().map_or(url.as_str(), Url::as_str))
+}
+
+/// [`url_key`] of a URL string known to be normalised: the hash alone.
+pub fn normalized_key(canonical: &str) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -233,6 +257,37 @@ mod tests {
                 let once = normalize(&Url::parse(input).unwrap(), strip_query).unwrap();
                 let twice = normalize(&once, strip_query).unwrap();
                 assert_eq!(once, twice, "{input}");
+            }
+        }
+    }
+
+    #[test]
+    fn is_normalized_agrees_with_normalize() {
+        for input in [
+            "https://e.com/index.html/index.html",
+            "https://e.com/a/b/index.php?x=1#y",
+            "http://u:p@E.com:80/?",
+            "http://u@e.com/a",
+            "https://e.com/%7Euser/./x/../index.htm",
+            "https://e.com",
+            "https://e.com/docs/",
+            "https://e.com/docs/INDEX.HTML",
+            "https://e.com/docs/index.html.bak",
+            "https://e.com/a?b=1",
+            "https://e.com/a#",
+            "https://e.com/a?",
+            "mailto:a@b.c",
+            "file:///etc/passwd",
+        ] {
+            let url = Url::parse(input).unwrap();
+            let normalized = normalize(&url, false);
+            assert_eq!(
+                is_normalized(&url),
+                normalized.as_ref() == Some(&url),
+                "{input}"
+            );
+            if let Some(normalized) = normalized {
+                assert!(is_normalized(&normalized), "{input}");
             }
         }
     }
