@@ -22,9 +22,19 @@ use tributary_local::crawl::{crawl_until_done, local_operator};
 
 /// Runs the local workers until the job ends.
 async fn drain(engine: &Arc<CrawlEngine>, queue: &Arc<dyn Queue>, job_id: &str) -> CrawlJob {
+    drain_with(engine, queue, job_id, 4).await
+}
+
+/// [`drain`] with this many workers (one takes the pages in queue order).
+async fn drain_with(
+    engine: &Arc<CrawlEngine>,
+    queue: &Arc<dyn Queue>,
+    job_id: &str,
+    workers: usize,
+) -> CrawlJob {
     tokio::time::timeout(
         Duration::from_secs(60),
-        crawl_until_done(engine.clone(), queue.clone(), job_id, 4, |_| {}),
+        crawl_until_done(engine.clone(), queue.clone(), job_id, workers, |_| {}),
     )
     .await
     .expect("the crawl ends within a minute")
@@ -251,6 +261,109 @@ async fn the_limit_caps_the_pages_and_a_job_without_sink_keeps_markdown() {
     assert!(
         !markdown.contains("Footer"),
         "main content only: {markdown}"
+    );
+}
+
+/// A limit of 3 that the files would use up if they counted: the home page links an
+/// extensionless image before its one page, and the page links the last one. One worker
+/// takes the pages in queue order, so the image is answered before `/a.html` registers
+/// `/b.html`.
+#[tokio::test]
+async fn files_are_skipped_before_fetching_and_do_not_use_up_the_limit() {
+    let png = Resource::Content {
+        content_type: "image/png",
+        body: b"\x89PNG\r\n\x1a\n".to_vec(),
+    };
+    let site = TestSite::start(vec![
+        (
+            "/",
+            Resource::page(
+                "Home",
+                &["/logo", "/photo.png", "/manual.pdf", "/site.css", "/a.html"],
+            ),
+        ),
+        ("/logo", png.clone()),
+        ("/photo.png", png),
+        (
+            "/manual.pdf",
+            Resource::Content {
+                content_type: "application/pdf",
+                body: b"%PDF-1.7".to_vec(),
+            },
+        ),
+        (
+            "/site.css",
+            Resource::text("text/css", "body { color: red }"),
+        ),
+        (
+            "/a.html",
+            Resource::page("A", &["/b.html", "/logo", "/PHOTO.PNG"]),
+        ),
+        ("/b.html", Resource::page("B", &[])),
+    ])
+    .await;
+    let app = spawn_app().await;
+    let session = app.signed_in("files@example.com").await;
+    let out = temp_dir("crawl-files");
+    let id = start_crawl(
+        &app,
+        &session,
+        json!({"url": site.url("/"), "limit": 3, "ignore_sitemap": true,
+               "sink": {"type": "directory", "path": out}}),
+    )
+    .await;
+    let job = drain_with(&app.crawls, &app.crawl_queue, &id, 1).await;
+
+    assert_eq!(
+        delivered_urls(&out),
+        expected(&site, &["/", "/a.html", "/b.html"]),
+        "counters: {:?}",
+        job.counters
+    );
+    for file in ["/photo.png", "/PHOTO.PNG", "/manual.pdf", "/site.css"] {
+        assert_eq!(site.count(file), 0, "{file} is skipped by its extension");
+    }
+    assert_eq!(
+        site.count("/logo"),
+        1,
+        "fetched once, skipped by its content type"
+    );
+    assert_eq!(format!("{:?}", job.status), "Completed");
+    let c = &job.counters;
+    // The three pages count against the limit; the image was queued and gave its place back.
+    assert_eq!((c.discovered, c.queued, c.processed), (3, 4, 4), "{c:?}");
+    assert_eq!((c.done, c.failed, c.pending()), (3, 0, 0), "{c:?}");
+    assert_eq!(
+        c.skipped_unsupported, 5,
+        "/logo answered, four files by name: {c:?}"
+    );
+    assert_eq!(c.skipped_limit, 0, "{c:?}");
+
+    // The status API shows the same counters, and the image among the results.
+    let (status, body) =
+        status_and_body(app.get(&format!("/crawls/{id}"), Some(&session)).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "completed");
+    let counters = &body["counters"];
+    for (name, value) in [
+        ("discovered", 3),
+        ("queued", 4),
+        ("processed", 4),
+        ("done", 3),
+        ("skipped_unsupported", 5),
+    ] {
+        assert_eq!(counters[name], value, "{name}: {counters}");
+    }
+    let results = body["results"].as_array().expect("results");
+    let logo = results
+        .iter()
+        .find(|result| result["url"] == site.url("/logo"))
+        .expect("the image is a result");
+    assert!(
+        logo["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("image/png")),
+        "{logo}"
     );
 }
 

@@ -9,7 +9,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tributary::crawl::engine::{message_body, CrawlEngine, Deadline};
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::{create_queue_with_dlq, Queue, SqsQueue};
-use tributary::store::crawls::{Candidate, Counters, CrawlJob, JobStatus, Outcome};
+use tributary::store::crawls::{Candidate, Counters, CrawlJob, JobStatus, LinkSkips, Outcome};
 use tributary_e2e::app::{
     crawl_engine_with_queue, crawl_request, dynamo_table, sqs_record as record, temp_dir,
 };
@@ -281,7 +281,10 @@ async fn concurrent_page_finishes_on_dynamodb_count_every_page_once() {
         let jobs = jobs.clone();
         let id = started.id.clone();
         let key = key.clone();
-        tokio::spawn(async move { jobs.finish(&id, &key, Outcome::Done, 0, |_| {}).await })
+        tokio::spawn(async move {
+            jobs.finish(&id, &key, Outcome::Done, LinkSkips::default(), |_| {})
+                .await
+        })
     });
     let mut moved = 0;
     for finished in futures::future::join_all(finishes).await {

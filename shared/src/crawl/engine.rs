@@ -12,6 +12,7 @@
 //! message; the delivered one is acknowledged) instead of sleeping past the deadline.
 //! The URL item stays queued meanwhile, so the job's counters do not move.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,17 +24,17 @@ use url::Url;
 use super::fetch::{FetchError, Fetched, Fetcher};
 use super::html::{self, Page};
 use super::job::{CrawlSpec, JobKind};
-use super::normalize::{normalize, url_key};
+use super::normalize::{is_normalized, normalize, normalized_key, url_key};
 use super::robots::{robots_url, RobotsRules};
-use super::scope::Scope;
+use super::scope::{is_unsupported_file, Scope};
 use super::sitemap::{self, Sitemap};
 use crate::auth::Principal;
 use crate::connectors::document::Document;
 use crate::queue::{Queue, QueueError};
 use crate::sinks::{DirectorySink, Sink, SinkConfig, SinkEnvironment, SinkError};
 use crate::store::crawls::{
-    Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, Outcome,
-    PaceSlot,
+    Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, LinkSkips,
+    Outcome, PaceSlot,
 };
 use crate::store::{StoreError, Table};
 use crate::time::{now_epoch_millis, now_epoch_seconds, rfc3339};
@@ -173,20 +174,21 @@ pub struct CrawlEngine {
     fetcher: Fetcher,
     sinks: SinkEnvironment,
     robots: Mutex<HashMap<String, Arc<RobotsRules>>>,
-    /// Per job, URL keys this process knows are already registered (and enqueued) or
-    /// counted as out of scope: most links of a site point at pages seen before, and this
-    /// spares a store read for each. Only a hint: the conditional puts decide.
+    /// Per job, normalised URLs this process knows are already registered (and enqueued)
+    /// or counted as skipped: most links of a site point at pages seen before, and this
+    /// spares a store read, a hash and a scope check for each. Only a hint: the conditional
+    /// puts decide.
     seen: Mutex<HashMap<String, HashSet<String>>>,
 }
 
-/// URL keys remembered per process before the `seen` hint is dropped and rebuilt.
-const MAX_SEEN_KEYS: usize = 1_000_000;
+/// URLs remembered per process before the `seen` hint is dropped and rebuilt.
+const MAX_SEEN_URLS: usize = 1_000_000;
 
 /// How one page ended, before it is written.
 struct Finish {
     outcome: Outcome,
-    /// Distinct out-of-scope links this page added.
-    scope_skips: u64,
+    /// Distinct links this page found and skipped without registering them.
+    skips: LinkSkips,
     reason: Option<String>,
     fetched: Option<(u16, String)>,
     page: Option<Page>,
@@ -198,7 +200,7 @@ impl Finish {
     fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
         Self {
             outcome,
-            scope_skips: 0,
+            skips: LinkSkips::default(),
             reason: Some(reason.into()),
             fetched: None,
             page: None,
@@ -431,7 +433,8 @@ impl CrawlEngine {
             }
         }
         let allow_hop = |next: &Url| scope.check(next).is_ok();
-        let fetched = match within(deadline, self.fetcher.get(url, &allow_hop)).await {
+        let fetch = self.fetcher.get_if(url, &allow_hop, &could_be_html);
+        let fetched = match within(deadline, fetch).await {
             None => return Ok(cut_short()),
             Some(Ok(fetched)) => fetched,
             Some(Err(error)) => return Ok(fetch_failure(error, receive_count)),
@@ -475,23 +478,29 @@ impl CrawlEngine {
         if let Some(step) = self.deliver(job, document, receive_count, deadline).await {
             return Ok(step);
         }
-        let mut scope_skips = 0;
+        let mut skips = LinkSkips::default();
         if job.kind() == JobKind::Crawl && entry.depth < job.spec.max_depth {
-            let mut links = link_candidates(&page.links, entry.depth + 1);
-            if entry.parent.is_none() && !job.spec.ignore_sitemap {
-                let sitemap_urls = self.sitemap_urls(job, url, deadline).await?;
-                links.extend(link_candidates(&sitemap_urls, 1));
-            }
-            let (in_scope, out_of_scope): (Vec<Candidate>, Vec<Candidate>) = self
-                .unseen(&job.id, links)
-                .into_iter()
-                .partition(|candidate| {
-                    Url::parse(&candidate.url).is_ok_and(|link| scope.check(&link).is_ok())
-                });
-            scope_skips = out_of_scope.len() as u64;
-            self.remember(&job.id, out_of_scope.iter().map(|c| c.key.clone()));
-            let checked: Vec<String> = in_scope.iter().map(|c| c.key.clone()).collect();
-            let registered = self.jobs.register(&job.id, key, in_scope).await?;
+            let sitemap_urls = if entry.parent.is_none() && !job.spec.ignore_sitemap {
+                self.sitemap_urls(job, url, deadline).await?
+            } else {
+                Vec::new()
+            };
+            let links = page.links.iter().map(|link| (link, entry.depth + 1));
+            let sorted = self.sort_links(
+                &job.id,
+                &scope,
+                links.chain(sitemap_urls.iter().map(|link| (link, 1))),
+            );
+            skips = LinkSkips {
+                scope: sorted.out_of_scope.len() as u64,
+                unsupported: sorted.unsupported.len() as u64,
+            };
+            self.remember(
+                &job.id,
+                sorted.out_of_scope.into_iter().chain(sorted.unsupported),
+            );
+            let checked: Vec<String> = sorted.in_scope.iter().map(|c| c.url.clone()).collect();
+            let registered = self.jobs.register(&job.id, key, sorted.in_scope).await?;
             let bodies: Vec<String> = registered
                 .to_enqueue
                 .iter()
@@ -505,7 +514,7 @@ impl CrawlEngine {
         }
         Ok(Step::Finish(Box::new(Finish {
             outcome: Outcome::Done,
-            scope_skips,
+            skips,
             reason: None,
             fetched: Some((status, fetched.final_url.to_string())),
             keep_markdown: job.spec.sink.is_none(),
@@ -588,7 +597,7 @@ impl CrawlEngine {
     async fn record(&self, job: &CrawlJob, key: &str, finish: Finish) -> Result<(), EngineError> {
         let updated = self
             .jobs
-            .finish(&job.id, key, finish.outcome, finish.scope_skips, |url| {
+            .finish(&job.id, key, finish.outcome, finish.skips, |url| {
                 url.reason.clone_from(&finish.reason);
                 if let Some((status, final_url)) = &finish.fetched {
                     url.status_code = Some(*status);
@@ -752,24 +761,56 @@ impl CrawlEngine {
         Ok(found)
     }
 
-    /// The candidates this process has not registered or counted for the job yet.
-    fn unseen(&self, job_id: &str, candidates: Vec<Candidate>) -> Vec<Candidate> {
+    /// Sorts the links (with the depth each would have) that this process has not handled
+    /// for the job yet, each once: out of scope, unsupported files, or candidates to
+    /// register. Pages carry hundreds of links, mostly seen before, so a link costs a set
+    /// lookup of its string (the page's links are normalised already); only new in-scope
+    /// ones are hashed into keys.
+    fn sort_links<'a>(
+        &self,
+        job_id: &str,
+        scope: &Scope,
+        links: impl Iterator<Item = (&'a Url, u32)>,
+    ) -> SortedLinks {
+        let mut sorted = SortedLinks::default();
+        let mut this_page = HashSet::new();
         let seen = lock(&self.seen);
-        match seen.get(job_id) {
-            Some(keys) => candidates
-                .into_iter()
-                .filter(|candidate| !keys.contains(&candidate.key))
-                .collect(),
-            None => candidates,
+        let known = seen.get(job_id);
+        for (link, depth) in links {
+            let link = if is_normalized(link) {
+                Cow::Borrowed(link)
+            } else {
+                match normalize(link, false) {
+                    Some(link) => Cow::Owned(link),
+                    None => continue,
+                }
+            };
+            let text = link.as_str();
+            if known.is_some_and(|known| known.contains(text)) || this_page.contains(text) {
+                continue;
+            }
+            this_page.insert(text.to_owned());
+            if scope.check(&link).is_err() {
+                sorted.out_of_scope.push(text.to_owned());
+            } else if is_unsupported_file(&link) {
+                sorted.unsupported.push(text.to_owned());
+            } else {
+                sorted.in_scope.push(Candidate {
+                    key: normalized_key(text),
+                    url: text.to_owned(),
+                    depth,
+                });
+            }
         }
+        sorted
     }
 
-    fn remember(&self, job_id: &str, keys: impl IntoIterator<Item = String>) {
+    fn remember(&self, job_id: &str, urls: impl IntoIterator<Item = String>) {
         let mut seen = lock(&self.seen);
-        if seen.values().map(HashSet::len).sum::<usize>() > MAX_SEEN_KEYS {
+        if seen.values().map(HashSet::len).sum::<usize>() > MAX_SEEN_URLS {
             seen.clear();
         }
-        seen.entry(job_id.to_owned()).or_default().extend(keys);
+        seen.entry(job_id.to_owned()).or_default().extend(urls);
     }
 
     /// One page, synchronously (`POST /scrape`): no robots, no sink, same SSRF guard.
@@ -821,19 +862,19 @@ fn sink_reason(error: &SinkError) -> String {
     error.to_string().chars().take(300).collect()
 }
 
-fn link_candidates(links: &[Url], depth: u32) -> Vec<Candidate> {
-    let mut keys = HashSet::new();
-    links
-        .iter()
-        .filter_map(|link| normalize(link, false).or_else(|| Some(link.clone())))
-        .filter(|link| matches!(link.scheme(), "http" | "https"))
-        .map(|link| Candidate {
-            key: url_key(&link),
-            url: link.to_string(),
-            depth,
-        })
-        .filter(|candidate| keys.insert(candidate.key.clone()))
-        .collect()
+/// A page's new links, sorted by [`CrawlEngine::sort_links`].
+#[derive(Default)]
+struct SortedLinks {
+    in_scope: Vec<Candidate>,
+    out_of_scope: Vec<String>,
+    unsupported: Vec<String>,
+}
+
+/// Whether a response with this content type may be HTML, so its body is worth reading:
+/// [`html::is_html`] decides by the content type when there is one, else by sniffing the
+/// body, which a stand-in HTML body passes.
+fn could_be_html(content_type: Option<&str>) -> bool {
+    html::is_html(content_type, b"<html>")
 }
 
 fn page_document(job: &CrawlJob, entry: &CrawlUrl, fetched: &Fetched, page: &Page) -> Document {

@@ -41,6 +41,7 @@ pub struct Fetched {
     pub final_url: Url,
     pub status: u16,
     pub content_type: Option<String>,
+    /// Empty, never read, when [`Fetcher::get_if`]'s predicate turned the content type down.
     pub body: Vec<u8>,
     /// Every redirect target followed, in order.
     pub redirects: Vec<Url>,
@@ -129,8 +130,20 @@ impl Fetcher {
         url: &Url,
         allow_hop: &(dyn Fn(&Url) -> bool + Send + Sync),
     ) -> Result<Fetched, FetchError> {
+        self.get_if(url, allow_hop, &|_| true).await
+    }
+
+    /// [`Fetcher::get`], reading the body only when `wants_body` accepts the final
+    /// response's `Content-Type` (`None` when it has none): a crawl skips what is not HTML,
+    /// and an image or archive would otherwise be downloaded (up to `max_bytes`) first.
+    pub async fn get_if(
+        &self,
+        url: &Url,
+        allow_hop: &(dyn Fn(&Url) -> bool + Send + Sync),
+        wants_body: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
+    ) -> Result<Fetched, FetchError> {
         // The client's timeout is per request; this one bounds the whole chain and body.
-        tokio::time::timeout(self.limits.timeout, self.follow(url, allow_hop))
+        tokio::time::timeout(self.limits.timeout, self.follow(url, allow_hop, wants_body))
             .await
             .unwrap_or(Err(FetchError::Timeout))
     }
@@ -139,6 +152,7 @@ impl Fetcher {
         &self,
         start: &Url,
         allow_hop: &(dyn Fn(&Url) -> bool + Send + Sync),
+        wants_body: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
     ) -> Result<Fetched, FetchError> {
         let followed = self
             .client
@@ -146,8 +160,13 @@ impl Fetcher {
             .header(ACCEPT, ACCEPT_PAGES)
             .send_following(allow_hop)
             .await?;
-        self.finish(followed.final_url, followed.response, followed.redirects)
-            .await
+        self.finish(
+            followed.final_url,
+            followed.response,
+            followed.redirects,
+            wants_body,
+        )
+        .await
     }
 
     async fn finish(
@@ -155,6 +174,7 @@ impl Fetcher {
         final_url: Url,
         response: Response,
         redirects: Vec<Url>,
+        wants_body: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
     ) -> Result<Fetched, FetchError> {
         let status = response.status().as_u16();
         let content_type = response
@@ -162,7 +182,13 @@ impl Fetcher {
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let body = self.read_body(response).await?;
+        // Dropping the response unread closes its connection: cheaper than draining a body
+        // nobody reads.
+        let body = if wants_body(content_type.as_deref()) {
+            self.read_body(response).await?
+        } else {
+            Vec::new()
+        };
         Ok(Fetched {
             final_url,
             status,
@@ -525,6 +551,40 @@ mod tests {
         assert!(matches!(err, FetchError::TooManyRedirects), "{err}");
         // the first request plus max_redirects followed hops
         assert_eq!(server.hits(), 1 + FetchLimits::default().max_redirects);
+    }
+
+    #[tokio::test]
+    async fn a_refused_content_type_is_not_read() {
+        // Headers, then a body that never comes: reading it could only time out.
+        let url = serve_raw(|mut stream| async move {
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 1000000\r\n\r\n")
+                .await?;
+            std::future::pending().await
+        })
+        .await;
+        let refuse_images = |content_type: Option<&str>| {
+            content_type.is_none_or(|content_type| !content_type.starts_with("image/"))
+        };
+        let fetched = fetcher(NetworkPolicy::allow_private(), quick_timeout())
+            .get_if(&url, &anywhere, &refuse_images)
+            .await
+            .unwrap();
+        assert_eq!(fetched.status, 200);
+        assert_eq!(fetched.content_type.as_deref(), Some("image/png"));
+        assert!(fetched.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_accepted_content_type_is_read() {
+        let server = serve().await;
+        let page = loopback_fetcher()
+            .get_if(&server.url("/page"), &anywhere, &|content_type| {
+                content_type == Some("text/html")
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.body, b"<h1>hi</h1>");
     }
 
     #[test]

@@ -105,6 +105,33 @@ impl Scope {
     }
 }
 
+/// Extensions of files a crawl never reads: it delivers HTML pages as markdown only (no
+/// document files), so fetching these would download a body just to skip it. Lowercase:
+/// images, fonts, the page's styles and scripts, audio and video, documents and data,
+/// archives and installers.
+const UNSUPPORTED_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "svgz", "ico", "bmp", "tif", "tiff",
+    "heic", "woff", "woff2", "ttf", "otf", "eot", "css", "js", "mjs", "map", "wasm", "mp3", "mp4",
+    "m4a", "m4v", "wav", "ogg", "oga", "ogv", "opus", "webm", "mov", "avi", "mkv", "flac", "aac",
+    "wmv", "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "epub", "rtf",
+    "csv", "json", "zip", "gz", "tgz", "tar", "bz2", "xz", "zst", "7z", "rar", "jar", "exe", "msi",
+    "dmg", "deb", "rpm", "apk", "iso",
+];
+
+/// Whether the URL's last path segment ends in an extension of [`UNSUPPORTED_EXTENSIONS`]
+/// (case-insensitive): such links are not followed. Only a hint from the name; responses
+/// are still checked by their content type.
+pub fn is_unsupported_file(url: &Url) -> bool {
+    let last = url.path().rsplit('/').next().unwrap_or_default();
+    let Some((stem, extension)) = last.rsplit_once('.') else {
+        return false;
+    };
+    !stem.is_empty()
+        && UNSUPPORTED_EXTENSIONS
+            .iter()
+            .any(|known| extension.eq_ignore_ascii_case(known))
+}
+
 /// The host a site is known by: `www.example.com` and `example.com` are the same site.
 fn site_host(host: &str) -> &str {
     host.strip_prefix("www.").unwrap_or(host)
@@ -297,6 +324,36 @@ mod tests {
             Scope::new(&url("https://example.com/"), &paths(&[], &[bomb])),
             Err(ScopeError::BadPattern { .. })
         ));
+    }
+
+    #[test]
+    fn files_are_recognised_by_their_extension() {
+        for file in [
+            "https://e.com/logo.png",
+            "https://e.com/img/Photo.JPEG",
+            "https://e.com/static/site.css?v=3",
+            "https://e.com/app.js#x",
+            "https://e.com/manual.pdf",
+            "https://e.com/fonts/a.woff2",
+            "https://e.com/release-1.0.tar.gz",
+            "https://e.com/talk.mp4",
+        ] {
+            assert!(is_unsupported_file(&url(file)), "{file}");
+        }
+        for page in [
+            "https://e.com/",
+            "https://e.com/guide.html",
+            "https://e.com/docs/intro.htm",
+            "https://e.com/index.php?file=a.png",
+            "https://e.com/logo",
+            "https://e.com/.png",
+            "https://e.com/v1.2/",
+            "https://e.com/assets.png/page",
+            "https://e.com/feature.xml",
+            "https://e.com/read.me",
+        ] {
+            assert!(!is_unsupported_file(&url(page)), "{page}");
+        }
     }
 
     #[test]

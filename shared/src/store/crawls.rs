@@ -51,7 +51,8 @@ impl JobStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counters {
-    /// Distinct in-scope URLs registered (at most the job's limit).
+    /// Distinct in-scope URLs registered that count against the job's limit (at most the
+    /// limit): a URL whose response turns out not to be HTML gives its place back.
     pub discovered: u64,
     /// URLs put on the queue; each ends in exactly one of the outcomes below.
     pub queued: u64,
@@ -61,6 +62,9 @@ pub struct Counters {
     pub skipped_robots: u64,
     pub skipped_scope: u64,
     pub skipped_ssrf: u64,
+    /// Not HTML: URLs fetched and answered with another content type (counted in
+    /// `processed`), plus distinct links never registered because their extension names a
+    /// file a crawl does not read (an image, a stylesheet, a PDF).
     pub skipped_unsupported: u64,
     pub skipped_cancelled: u64,
     /// In-scope links not registered because the limit was reached.
@@ -199,6 +203,14 @@ pub struct Candidate {
     pub key: String,
     pub url: String,
     pub depth: u32,
+}
+
+/// Distinct links a page found that were never registered, counted on the job with the
+/// page's outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkSkips {
+    pub scope: u64,
+    pub unsupported: u64,
 }
 
 /// What registering a page's links achieved.
@@ -470,15 +482,16 @@ impl CrawlJobs {
         Ok(queued)
     }
 
-    /// Moves a queued URL to its outcome and counts it on the job, completing the job
-    /// when nothing is pending. Returns `Ok(None)` when the URL had already left the
-    /// queued state (a duplicate delivery), or the job afterwards.
+    /// Moves a queued URL to its outcome and counts it on the job with the links its page
+    /// skipped, completing the job when nothing is pending. A URL found not to be HTML
+    /// leaves `discovered`, so it does not use up the limit. Returns `Ok(None)` when the
+    /// URL had already left the queued state (a duplicate delivery), or the job afterwards.
     pub async fn finish(
         &self,
         job_id: &str,
         url_key: &str,
         outcome: Outcome,
-        scope_skips: u64,
+        skips: LinkSkips,
         update: impl Fn(&mut CrawlUrl),
     ) -> Result<Option<CrawlJob>, CrawlStoreError> {
         for _ in 0..MAX_ATTEMPTS {
@@ -494,7 +507,11 @@ impl CrawlJobs {
             url.state = Some(outcome.state());
             url.finished_at = Some(now);
             outcome.count(&mut job.counters);
-            job.counters.skipped_scope += scope_skips;
+            if outcome == Outcome::SkippedUnsupported {
+                job.counters.discovered = job.counters.discovered.saturating_sub(1);
+            }
+            job.counters.skipped_scope += skips.scope;
+            job.counters.skipped_unsupported += skips.unsupported;
             job.updated_at = now;
             if job.status == JobStatus::Queued {
                 job.status = JobStatus::Running;
@@ -666,9 +683,15 @@ impl CrawlJobs {
                     continue;
                 }
                 let finished = self
-                    .finish(job_id, &url_key, Outcome::Failed, 0, |url| {
-                        url.reason = Some(reason.to_owned());
-                    })
+                    .finish(
+                        job_id,
+                        &url_key,
+                        Outcome::Failed,
+                        LinkSkips::default(),
+                        |url| {
+                            url.reason = Some(reason.to_owned());
+                        },
+                    )
                     .await?;
                 abandoned += usize::from(finished.is_some());
             }
