@@ -368,6 +368,35 @@ async fn files_are_skipped_before_fetching_and_do_not_use_up_the_limit() {
 }
 
 #[tokio::test]
+async fn the_engine_tells_when_a_job_ends() {
+    let site = TestSite::start(vec![("/", Resource::page("Home", &[]))]).await;
+    let (engine, queue) = crawl_engine(embedded_table(), NetworkPolicy::allow_private());
+    let spec = crawl_request(&site.url("/"), None)
+        .validate(engine.fetcher().policy(), engine.sinks())
+        .expect("valid crawl");
+    let ended = engine.ended_jobs();
+    engine.start(&local_operator(), spec).await.expect("start");
+    let message = queue
+        .receive(1, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive")
+        .pop()
+        .expect("the seed is queued");
+    assert!(!ended.has_changed().expect("engine alive"));
+    engine
+        .handle(
+            &message.body,
+            message.receive_count,
+            Deadline::after(Duration::from_secs(30)),
+        )
+        .await;
+    assert!(
+        ended.has_changed().expect("engine alive"),
+        "the last page ended the job"
+    );
+}
+
+#[tokio::test]
 async fn include_and_exclude_patterns_choose_the_paths() {
     let site = TestSite::start(vec![
         (

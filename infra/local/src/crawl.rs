@@ -24,12 +24,13 @@ const VISIBILITY: Duration = Duration::from_secs(120);
 /// engine re-queues what does not fit. Below [`VISIBILITY`], so a message is never handed
 /// to a second worker while the first still works on it.
 const MESSAGE_BUDGET: Duration = Duration::from_secs(90);
-/// Long poll of an idle worker; also how long stopping an idle worker may take. Short: the
-/// embedded queue looks at its file every few milliseconds within a poll anyway.
-const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// How long an idle worker waits before looking at the queue again: what the embedded
+/// queue's own long poll waits between looks at its file, so no busier, but a wait that
+/// stopping interrupts.
+const IDLE_WAIT: Duration = Duration::from_millis(20);
 /// Pause after a queue error, instead of spinning.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
-/// How often `crawl_until_done` reads the job's counters.
+/// How often `crawl_until_done` reads the job's counters for progress (its end it is told).
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// The crawl engine and its queue over the data directory.
@@ -75,13 +76,18 @@ async fn work_on(
     queue: &dyn Queue,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    // Never cut short: a receive dropped mid-call may already have taken a message out of
-    // sight, and nobody would hold its receipt to hand it back.
+    // One look, no long poll, and never cut short: a receive dropped mid-call may already
+    // have taken a message out of sight, and nobody would hold its receipt to hand it back.
+    // The wait between looks is here instead, where stopping ends it at once.
     let messages = queue
-        .receive(1, VISIBILITY, IDLE_WAIT)
+        .receive(1, VISIBILITY, Duration::ZERO)
         .await
         .map_err(|error| error.to_string())?;
     let Some(message) = messages.into_iter().next() else {
+        tokio::select! {
+            () = stopped(stop) => {}
+            () = tokio::time::sleep(IDLE_WAIT) => {}
+        }
         return Ok(());
     };
     let deadline = Deadline::after(MESSAGE_BUDGET);
@@ -130,8 +136,8 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Tells every worker to stop and waits until they have: an idle one after its current
-    /// poll (at most [`IDLE_WAIT`]), a busy one once it has handed its message back.
+    /// Tells every worker to stop and waits until they have: an idle one at once (after a
+    /// look at the queue in progress), a busy one once it has handed its message back.
     pub async fn stop(self) {
         self.stop.send_replace(true);
         for handle in self.handles {
@@ -183,7 +189,9 @@ pub fn spawn_sweeper(
     })
 }
 
-/// Runs workers until the job has ended, reporting its counters as they change.
+/// Runs workers until the job has ended, reporting its counters as they change. The end
+/// is noticed as soon as a worker records it (the engine says so); the periodic read also
+/// notices a job ended elsewhere (cancelled, swept by another process).
 pub async fn crawl_until_done(
     engine: Arc<CrawlEngine>,
     queue: Arc<dyn Queue>,
@@ -191,10 +199,17 @@ pub async fn crawl_until_done(
     workers: usize,
     mut progress: impl FnMut(&CrawlJob),
 ) -> Result<CrawlJob, LocalError> {
+    // Before any worker runs, so no end goes unnoticed.
+    let mut ended = engine.ended_jobs();
     let workers = spawn_workers(engine.clone(), queue, workers);
     let mut ticks = tokio::time::interval(PROGRESS_EVERY);
     let result = loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            // The engine outlives this loop, so this never fails; if it did, the branch
+            // would be disabled and the ticks would still notice the end.
+            Ok(()) = ended.changed() => {}
+        }
         match engine.jobs().get(job_id).await {
             Ok(Some(job)) => {
                 progress(&job);

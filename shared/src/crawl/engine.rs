@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use url::Url;
 
 use super::fetch::{FetchError, Fetched, Fetcher};
@@ -179,6 +180,8 @@ pub struct CrawlEngine {
     /// spares a store read, a hash and a scope check for each. Only a hint: the conditional
     /// puts decide.
     seen: Mutex<HashMap<String, HashSet<String>>>,
+    /// Jobs this engine has seen end, counted, so a local runner notices the end at once.
+    ended: watch::Sender<u64>,
 }
 
 /// URLs remembered per process before the `seen` hint is dropped and rebuilt.
@@ -247,7 +250,14 @@ impl CrawlEngine {
             sinks,
             robots: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
+            ended: watch::Sender::new(0),
         }
+    }
+
+    /// Changes each time a page this engine handled ended its job (any job): wait on it
+    /// and read the job, instead of polling the store for the end.
+    pub fn ended_jobs(&self) -> watch::Receiver<u64> {
+        self.ended.subscribe()
     }
 
     pub fn jobs(&self) -> &CrawlJobs {
@@ -620,6 +630,7 @@ impl CrawlEngine {
             if job.finished_at == Some(job.updated_at) {
                 tracing::info!(crawl_id = %job.id, status = ?job.status, done = job.counters.done, "crawl ended");
             }
+            self.ended.send_modify(|ended| *ended += 1);
         }
         Ok(())
     }
