@@ -28,6 +28,8 @@ struct Line {
     pending_open: String,
     /// A line was started and its containers' prefixes are still to be written.
     needs_prefix: bool,
+    /// Newlines written by `settle` before that line (they count toward later breaks).
+    settled: u8,
     containers: Vec<Container>,
     /// Inside a heading, link or table cell: blocks there become spaces.
     inline_only: u32,
@@ -78,6 +80,8 @@ impl Writer {
         if line.out.is_empty() {
             return;
         }
+        let already = if line.needs_prefix { line.settled } else { 0 };
+        let newlines = newlines.saturating_sub(already);
         if newlines > line.owed_newlines {
             line.owed_newlines = newlines;
             line.hard_break = false;
@@ -292,6 +296,7 @@ impl Writer {
         self.settle();
         let line_start = if self.line.needs_prefix || self.line.out.is_empty() {
             self.line.needs_prefix = false;
+            self.line.settled = 0;
             self.write_prefix(false);
             true
         } else {
@@ -328,6 +333,11 @@ impl Writer {
         }
         let line = &mut self.line;
         line.out.push('\n');
+        line.settled = if line.needs_prefix {
+            line.settled + owed
+        } else {
+            owed
+        };
         line.needs_prefix = true;
         line.owed_newlines = 0;
         line.hard_break = false;

@@ -23,7 +23,7 @@ use super::markdown::{code_span, Opened, Writer};
 use super::text::{collapse_whitespace, decode_entities, non_empty};
 
 /// Open elements tracked; deeper ones are treated as part of the deepest tracked element.
-const MAX_FRAMES: usize = 512;
+const MAX_FRAMES: usize = 4096;
 /// Longer hrefs are junk (inline data, tracking blobs); servers refuse them anyway.
 const MAX_HREF_LEN: usize = 8 * 1024;
 
@@ -109,6 +109,7 @@ enum Tag {
     Form,
     Dialog,
     Block,
+    Article,
     Paragraph,
     Heading(u8),
     Unordered,
@@ -159,9 +160,10 @@ impl Tag {
             "form" => Tag::Form,
             "dialog" => Tag::Dialog,
             "p" => Tag::Paragraph,
-            "div" | "section" | "article" | "address" | "figure" | "figcaption" | "details"
-            | "summary" | "center" | "fieldset" | "legend" | "hgroup" | "search" | "menu"
-            | "dir" | "picture" => Tag::Block,
+            "article" => Tag::Article,
+            "div" | "section" | "address" | "figure" | "figcaption" | "details" | "summary"
+            | "center" | "fieldset" | "legend" | "hgroup" | "search" | "menu" | "dir"
+            | "picture" => Tag::Block,
             "h1" => Tag::Heading(1),
             "h2" => Tag::Heading(2),
             "h3" => Tag::Heading(3),
@@ -209,6 +211,7 @@ impl Tag {
                 | Tag::Form
                 | Tag::Dialog
                 | Tag::Block
+                | Tag::Article
                 | Tag::Paragraph
                 | Tag::Heading(_)
                 | Tag::Unordered
@@ -254,9 +257,23 @@ impl Tag {
                 | Tag::Ordered
                 | Tag::Table
                 | Tag::Paragraph
-                | Tag::Main
-                | Tag::Body
+                | Tag::Article
         )
+    }
+}
+
+const COUNTED_TAGS: usize = 5;
+const COUNT_PARAGRAPH: usize = 0;
+
+/// The slot in `open_counts` of the tags implied ends look for.
+fn counted(tag: Tag) -> Option<usize> {
+    match tag {
+        Tag::Paragraph => Some(COUNT_PARAGRAPH),
+        Tag::Item => Some(1),
+        Tag::Term | Tag::Definition => Some(2),
+        Tag::Cell { .. } | Tag::Row | Tag::TableHead | Tag::TableSection => Some(3),
+        Tag::Anchor => Some(4),
+        _ => None,
     }
 }
 
@@ -295,6 +312,7 @@ enum Close {
     Caption,
     TableHead,
     Main,
+    Article,
 }
 
 struct Frame {
@@ -350,6 +368,11 @@ struct Converter {
     /// Main content mode, after the main element ended: only links are still read.
     done: bool,
     main: MainContent,
+    /// The first `<article>`'s stretch, and how many there were.
+    article: MainContent,
+    articles: u32,
+    /// Open frames per tag that implied ends look for, so most starts need no stack walk.
+    open_counts: [u32; COUNTED_TAGS],
     writer: Writer,
     /// The current text node, gathered across chunks.
     text: String,
@@ -378,6 +401,9 @@ impl Converter {
             skipping: 0,
             done: false,
             main: MainContent::NotSeen,
+            article: MainContent::NotSeen,
+            articles: 0,
+            open_counts: [0; COUNTED_TAGS],
             writer: Writer::default(),
             text: String::new(),
             title_state: TitleState::NotSeen,
@@ -419,6 +445,9 @@ impl Converter {
             .then(|| code_language(el))
             .flatten();
         let close = self.open(tag, el, id, target, language.as_deref());
+        if let Some(index) = counted(tag) {
+            self.open_counts[index] += 1;
+        }
         self.frames.push(Frame {
             id,
             tag,
@@ -439,6 +468,9 @@ impl Converter {
     fn close_down_to(&mut self, position: usize) {
         while self.frames.len() > position {
             if let Some(frame) = self.frames.pop() {
+                if let Some(index) = counted(frame.tag) {
+                    self.open_counts[index] = self.open_counts[index].saturating_sub(1);
+                }
                 self.close(frame);
             }
         }
@@ -571,6 +603,25 @@ impl Converter {
 
     /// The implied ends the HTML parser applies when `tag` starts.
     fn close_implied(&mut self, tag: Tag) {
+        let wanted = match tag {
+            Tag::Item => Some(Tag::Item),
+            Tag::Term | Tag::Definition => Some(Tag::Term),
+            Tag::Cell { .. } => Some(Tag::Cell { header: false }),
+            Tag::Row | Tag::TableHead | Tag::TableSection => Some(Tag::Row),
+            Tag::Anchor => Some(Tag::Anchor),
+            _ => None,
+        };
+        let paragraph_open = self.open_counts[COUNT_PARAGRAPH] > 0;
+        let other_open = wanted
+            .and_then(counted)
+            .is_some_and(|index| self.open_counts[index] > 0);
+        let heading_on_top = self
+            .frames
+            .last()
+            .is_some_and(|frame| matches!(frame.tag, Tag::Heading(_)));
+        if !(other_open || heading_on_top || paragraph_open && tag.closes_paragraph()) {
+            return;
+        }
         let stop_at =
             |frame: &Frame, wanted: &dyn Fn(Tag) -> bool, limits: &dyn Fn(Tag) -> bool| {
                 if wanted(frame.tag) {
@@ -694,7 +745,7 @@ impl Converter {
         language: Option<&str>,
     ) -> Close {
         if self.pre.is_some() || self.code.is_some() {
-            return self.open_inside_code(tag, language);
+            return self.open_inside_code(tag, el, language);
         }
         if self.is_dropped(tag, el) {
             self.skipping += 1;
@@ -705,6 +756,7 @@ impl Converter {
             Tag::Body | Tag::Html | Tag::Header | Tag::Footer | Tag::Nav | Tag::Aside => {
                 self.open_main_by_role(el)
             }
+            Tag::Article => self.open_article(),
             Tag::Form | Tag::Dialog | Tag::Block | Tag::Paragraph | Tag::Definitions => {
                 if tag == Tag::Block {
                     if let Close::Main = self.open_main_by_role(el) {
@@ -795,13 +847,18 @@ impl Converter {
     }
 
     /// Inside `<pre>` or `<code>` only the text counts (and a nested `<code>`'s language).
-    fn open_inside_code(&mut self, tag: Tag, language: Option<&str>) -> Close {
+    fn open_inside_code(
+        &mut self,
+        tag: Tag,
+        el: &Element<'_, '_>,
+        language: Option<&str>,
+    ) -> Close {
         if let (Tag::Code, Some(language), Some((_, slot @ None, _))) =
             (tag, language, self.pre.as_mut())
         {
             *slot = Some(language.to_owned());
         }
-        if matches!(tag, Tag::Skipped) {
+        if matches!(tag, Tag::Skipped) || is_line_number(el) {
             self.skipping += 1;
             return Close::Unskip;
         }
@@ -815,6 +872,22 @@ impl Converter {
                 start: self.writer.len(),
             };
             return Close::Main;
+        }
+        Close::Block(2)
+    }
+
+    /// A page without a main element but with exactly one `<article>` (blogs, Medium):
+    /// that article is the main content. Noted like the main element, decided at the end.
+    fn open_article(&mut self) -> Close {
+        self.writer.block_break(2);
+        if self.only_main && self.main == MainContent::NotSeen && self.tables.is_empty() {
+            self.articles += 1;
+            if self.articles == 1 {
+                self.article = MainContent::Open {
+                    start: self.writer.len(),
+                };
+                return Close::Article;
+            }
         }
         Close::Block(2)
     }
@@ -838,9 +911,7 @@ impl Converter {
             _ if !tag.is_container() => return false,
             _ => {}
         }
-        if el.has_attribute("hidden") {
-            return true;
-        }
+        // (`hidden` content stays: inactive tabs hide the other languages' examples.)
         if !self.only_main {
             return false;
         }
@@ -888,6 +959,14 @@ impl Converter {
             Some(target) if target == "#" => {
                 let class = el.get_attribute("class");
                 let hidden = el.get_attribute("aria-hidden");
+                // "Skip to content" links only make sense on the page itself.
+                let skip_link = class
+                    .as_deref()
+                    .is_some_and(|class| class.to_ascii_lowercase().contains("skip"));
+                if skip_link {
+                    self.skipping += 1;
+                    return Close::Unskip;
+                }
                 Close::InPageLink {
                     opened: self.writer.open(""),
                     permalink_markup: is_permalink(class.as_deref(), hidden.as_deref()),
@@ -1073,6 +1152,14 @@ impl Converter {
                     table.in_head = false;
                 }
             }
+            Close::Article => {
+                if let MainContent::Open { start } = self.article {
+                    self.article = MainContent::Closed {
+                        start,
+                        end: self.writer.len(),
+                    };
+                }
+            }
             Close::Main => {
                 if let MainContent::Open { start } = self.main {
                     self.main = MainContent::Closed {
@@ -1131,7 +1218,11 @@ impl Converter {
     fn finish(mut self) -> Extracted {
         self.flush_text();
         self.close_down_to(0);
-        let markdown = match self.main {
+        let chosen = match (self.main, self.article) {
+            (MainContent::NotSeen, article) if self.articles == 1 => article,
+            (main, _) => main,
+        };
+        let markdown = match chosen {
             MainContent::Open { start } => self.writer.slice(start, self.writer.len()).to_owned(),
             MainContent::Closed { start, end } => self.writer.slice(start, end).to_owned(),
             MainContent::NotSeen => self.writer.into_string(),
@@ -1161,6 +1252,25 @@ fn table_row(row: &Row, columns: usize) -> String {
     line
 }
 
+/// Line-number gutters inside code blocks (Docusaurus, Pygments tables, highlight.js).
+fn is_line_number(el: &Element<'_, '_>) -> bool {
+    if el.tag_name() != "span" && el.tag_name() != "td" {
+        return false;
+    }
+    el.get_attribute("class").is_some_and(|classes| {
+        let lower = classes.to_ascii_lowercase();
+        [
+            "linenumber",
+            "line-number",
+            "lineno",
+            "linenos",
+            "line-numbers",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
+    })
+}
+
 /// ARIA landmarks that are site chrome; `banner` (the site header) only outside the main.
 fn is_chrome_role(role: &str, in_main: bool) -> bool {
     const ROLES: [&str; 8] = [
@@ -1179,32 +1289,53 @@ fn is_chrome_role(role: &str, in_main: bool) -> bool {
 }
 
 /// Class and id words that name chrome on sites without semantic elements: sidebars,
-/// cookie and consent banners, menus, breadcrumbs, tables of contents.
+/// cookie and consent banners, menus, breadcrumbs, tables of contents, share and related
+/// boxes, advertising. Distinctive words anywhere in the name; short ones only as a whole
+/// `-`/`_`-separated part (`nav`, `toc`, `ad`), so `navigation-with-keyboard` on a body or
+/// `shared-content` stays content.
 fn is_chrome_name(name: &str) -> bool {
-    const PARTS: [&str; 8] = [
+    const ANYWHERE: [&str; 15] = [
         "sidebar",
         "cookie",
         "consent",
         "gdpr",
+        "navbar",
+        "navheader",
+        "navfooter",
         "breadcrumb",
         "skip-link",
-        "skiplink",
-        "site-footer",
+        "table-of-contents",
+        "tableofcontents",
+        "most-read",
+        "topbar",
+        "top-bar",
+        "site-header",
     ];
-    const WORDS: [&str; 7] = [
+    const PARTS: [&str; 20] = [
         "nav",
+        "navigation",
         "menu",
         "toc",
         "footer",
         "masthead",
-        "site-header",
         "related",
+        "share",
+        "sharing",
+        "social",
+        "ad",
+        "ads",
+        "advert",
+        "advertisement",
+        "newsletter",
+        "promo",
+        "pagination",
+        "skip",
+        "comments",
+        "subscribe",
     ];
     let lower = name.to_ascii_lowercase();
-    // `nav`, `navbar`, `navigation`, DocBook's `navheader`/`navfooter`.
-    lower.starts_with("nav")
-        || PARTS.iter().any(|part| lower.contains(part))
-        || WORDS.contains(&lower.as_str())
+    ANYWHERE.iter().any(|word| lower.contains(word))
+        || lower.split(['-', '_']).any(|part| PARTS.contains(&part))
 }
 
 /// A heading's self-link, by the classes documentation generators give it (Docusaurus,
