@@ -2,6 +2,7 @@
 //! (`stream`: lol_html's tokenizer, no tree) that drives a markdown writer (`markdown`).
 //! Memory per page is the page, its markdown and its links, however deep or large the markup.
 
+mod classify;
 mod markdown;
 mod stream;
 mod text;
