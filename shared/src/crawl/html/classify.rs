@@ -181,7 +181,8 @@ impl Tag {
 
 /// Line-number gutters inside code blocks (Docusaurus, Pygments tables, highlight.js).
 pub(super) fn is_line_number(el: &Element<'_, '_>) -> bool {
-    if el.tag_name() != "span" && el.tag_name() != "td" {
+    let name = el.tag_name();
+    if name != "span" && name != "td" {
         return false;
     }
     el.get_attribute("class").is_some_and(|classes| {
