@@ -16,6 +16,8 @@ pub mod queue;
 pub mod services;
 #[cfg(feature = "crawl")]
 pub mod sinks;
+#[cfg(feature = "embedded")]
+pub mod sqlite;
 pub mod store;
 #[cfg(feature = "sync")]
 pub mod sync;

@@ -21,7 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
+
+use crate::sqlite::Immediate;
 
 use super::{
     check_body_sizes, Queue, QueueError, ReceivedMessage, MAX_DELAY, MAX_RECEIVE,
@@ -183,9 +185,7 @@ impl Queue for EmbeddedQueue {
         }
         let name = Arc::clone(&self.name);
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
+            let tx = Immediate::begin(conn).map_err(db)?;
             let now = now_millis()?;
             let mut ids = Vec::with_capacity(bodies.len());
             {
@@ -285,9 +285,7 @@ fn receive_now(
     visibility_timeout_ms: i64,
 ) -> Result<Vec<ReceivedMessage>, QueueError> {
     let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
+    let tx = Immediate::begin(conn).map_err(db)?;
     let now = now_millis()?;
     let visible_at = now.saturating_add(visibility_timeout_ms);
     let mut received = Vec::new();

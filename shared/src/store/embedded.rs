@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::sqlite::Immediate;
 
 use super::{
     check_transaction, decode_cursor, encode_cursor, now_epoch_seconds, Attributes, Index, Item,
@@ -111,13 +113,15 @@ fn to_item((key, version, expires_at, gsi1, attributes): RawItem) -> Result<Item
 
 fn live_version(connection: &Connection, key: &Key, now: i64) -> Result<Option<u64>, StoreError> {
     connection
-        .query_row(
+        .prepare_cached(
             "SELECT version FROM items WHERE pk = ?1 AND sk = ?2
              AND (expires_at IS NULL OR expires_at > ?3)",
-            params![key.pk, key.sk, now],
-            |row| row.get::<_, i64>(0),
         )
-        .optional()
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![key.pk, key.sk, now], |row| row.get::<_, i64>(0))
+                .optional()
+        })
         .map(|version| version.map(|v| v as u64))
         .map_err(backend)
 }
@@ -206,10 +210,8 @@ fn apply(connection: &Connection, op: &WriteOp, now: i64) -> Result<(), StoreErr
             _ => Err(StoreError::ConditionFailed),
         },
         WriteOp::Delete(key) => connection
-            .execute(
-                "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                params![key.pk, key.sk],
-            )
+            .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+            .and_then(|mut statement| statement.execute(params![key.pk, key.sk]))
             .map(|_| ())
             .map_err(backend),
     }
@@ -219,10 +221,8 @@ impl EmbeddedTable {
     fn run(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         check_transaction(ops)?;
         let now = now_epoch_seconds();
-        let mut connection = self.lock()?;
-        let transaction = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+        let connection = self.lock()?;
+        let transaction = Immediate::begin(&connection).map_err(backend)?;
         for op in ops {
             apply(&transaction, op, now)?;
         }
