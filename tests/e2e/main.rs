@@ -5,6 +5,7 @@ mod console_browser;
 mod crawl;
 mod crawl_cloud;
 mod crawl_pacing;
+mod crawl_tracing;
 mod file_documents;
 mod github_signin;
 mod gmail;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tracing::Instrument;
 use url::Url;
 
 use super::fetch::{FetchError, Fetched, Fetcher};
@@ -319,10 +320,16 @@ impl CrawlEngine {
                 return Disposition::Retry;
             }
         };
+        // Instrumented, not entered: a guard held across an await stays entered on whichever
+        // thread polls next, and other tasks' events there nest inside this page's span.
         let span =
             tracing::info_span!("crawl_page", crawl_id = %message.job_id, depth = message.depth);
+        let processed = self
+            .process(&message, receive_count, &deadline)
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
-        match self.process(&message, receive_count, &deadline).await {
+        match processed {
             Ok(disposition) => disposition,
             Err(error) => {
                 tracing::error!(%error, "crawl page failed; will retry");

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tracing::Instrument;
 
 use super::{SyncEngine, SyncMessage};
 
@@ -27,8 +28,14 @@ pub async fn handle(engine: &SyncEngine, event: SqsEvent, deadline: Instant) -> 
             }
             Ok(message) => {
                 let span = tracing::info_span!("sync", connector_id = %message.connector_id, trigger = %message.trigger);
+                // Instrumented: an entered guard held across the await would leak the span
+                // into whatever else the thread polls meanwhile.
+                let handled = engine
+                    .handle(&message, deadline)
+                    .instrument(span.clone())
+                    .await;
                 let _entered = span.enter();
-                match engine.handle(&message, deadline).await {
+                match handled {
                     Ok(outcome) => {
                         tracing::info!(?outcome, "sync message handled");
                         false
