@@ -73,8 +73,8 @@ pub struct EmbeddedDeadLetter {
 /// A queue in a SQLite file. Clones share one connection.
 #[derive(Debug, Clone)]
 pub struct EmbeddedQueue {
-    // Behind an Arc so blocking SQLite work can move to `spawn_blocking` instead of
-    // stalling the async runtime (a busy file can make a call wait up to BUSY_TIMEOUT).
+    // Used on the calling thread (see `with_conn`): a file another process holds can make
+    // a call wait up to BUSY_TIMEOUT there, as the embedded store's calls can.
     conn: Arc<Mutex<Connection>>,
     name: Arc<str>,
     dead_letter: Option<Arc<EmbeddedDeadLetter>>,
@@ -139,16 +139,16 @@ impl EmbeddedQueue {
         usize::try_from(count).map_err(|err| QueueError::Backend(err.to_string()))
     }
 
-    /// Runs blocking SQLite work off the async runtime's threads.
+    /// Runs SQLite work on the calling thread, as the embedded store does. A queue call is
+    /// one short transaction; handing it to the blocking pool cost a thread wake-up and a
+    /// hand-back for each of a crawl page's three calls (receive, send, delete), more CPU
+    /// on this machine kind than the transaction itself.
     async fn with_conn<T, F>(&self, work: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, QueueError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || work(&mut lock(&conn)))
-            .await
-            .map_err(|err| QueueError::Backend(format!("queue task failed: {err}")))?
+        work(&mut lock(&self.conn))
     }
 
     async fn receive_once(
