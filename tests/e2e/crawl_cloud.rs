@@ -9,7 +9,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tributary::crawl::engine::{message_body, CrawlEngine, Deadline};
 use tributary::crawl::ssrf::NetworkPolicy;
 use tributary::queue::{create_queue_with_dlq, Queue, SqsQueue};
-use tributary::store::crawls::{Candidate, Counters, CrawlJob, JobStatus, LinkSkips, Outcome};
+use tributary::store::crawls::{
+    Candidate, Counters, CrawlJob, JobStatus, LastRead, LinkSkips, Outcome,
+};
 use tributary_e2e::app::{
     crawl_engine_with_queue, crawl_request, dynamo_table, sqs_record as record, temp_dir,
 };
@@ -277,12 +279,28 @@ async fn concurrent_page_finishes_on_dynamodb_count_every_page_once() {
     let jobs = cloud.engine.jobs();
     jobs.create(&started, &pages).await.expect("create");
 
-    let finishes = keys.iter().map(|key| {
+    // Every finish starts from the job as created and the URL as queued: all but the first
+    // job snapshot are stale by the time they are written, and must be re-read, not lost.
+    let created = jobs.get(&started.id).await.expect("get").expect("job");
+    let mut queued_urls = Vec::new();
+    for key in &keys {
+        queued_urls.push(
+            jobs.get_url(&started.id, key)
+                .await
+                .expect("get")
+                .expect("url"),
+        );
+    }
+    let finishes = keys.iter().zip(queued_urls.clone()).map(|(key, url)| {
         let jobs = jobs.clone();
         let id = started.id.clone();
         let key = key.clone();
+        let read = LastRead {
+            job: Some(created.clone()),
+            url: Some(url),
+        };
         tokio::spawn(async move {
-            jobs.finish(&id, &key, Outcome::Done, LinkSkips::default(), |_| {})
+            jobs.finish(&id, &key, read, Outcome::Done, LinkSkips::default(), |_| {})
                 .await
         })
     });
@@ -305,4 +323,24 @@ async fn concurrent_page_finishes_on_dynamodb_count_every_page_once() {
         .await
         .expect("results");
     assert_eq!(urls.len(), PAGES, "no page went back to queued");
+
+    // A duplicate delivery holding the URL as it was before its page finished.
+    let again = LastRead {
+        job: Some(after.clone()),
+        url: queued_urls.first().cloned(),
+    };
+    let duplicate = jobs
+        .finish(
+            &started.id,
+            &keys[0],
+            again,
+            Outcome::Failed,
+            LinkSkips::default(),
+            |_| {},
+        )
+        .await
+        .expect("finish");
+    assert!(duplicate.is_none(), "a finished page is not finished twice");
+    let unchanged = job(&cloud, &started.id).await;
+    assert_eq!(unchanged.counters, after.counters);
 }

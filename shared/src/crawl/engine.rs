@@ -35,8 +35,8 @@ use crate::connectors::document::Document;
 use crate::queue::{Queue, QueueError};
 use crate::sinks::{DirectorySink, Sink, SinkConfig, SinkEnvironment, SinkError};
 use crate::store::crawls::{
-    Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, LinkSkips,
-    Outcome, PaceSlot,
+    Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, LastRead,
+    LinkSkips, Outcome, PaceSlot,
 };
 use crate::store::{StoreError, Table};
 use crate::time::{now_epoch_millis, now_epoch_seconds, rfc3339};
@@ -198,6 +198,8 @@ struct Finish {
     page: Option<Page>,
     document_id: Option<String>,
     keep_markdown: bool,
+    /// The job as registering this page's links left it, if they wrote it.
+    job_written: Option<CrawlJob>,
 }
 
 impl Finish {
@@ -210,6 +212,7 @@ impl Finish {
             page: None,
             document_id: None,
             keep_markdown: false,
+            job_written: None,
         }
     }
 }
@@ -392,7 +395,7 @@ impl CrawlEngine {
                 Ok(Disposition::Handled)
             }
             Step::Finish(finish) => {
-                self.record(&job, &key, *finish).await?;
+                self.record(&job, &key, entry, *finish).await?;
                 Ok(Disposition::Handled)
             }
         }
@@ -496,6 +499,7 @@ impl CrawlEngine {
             return Ok(step);
         }
         let mut skips = LinkSkips::default();
+        let mut job_written = None;
         if job.kind() == JobKind::Crawl && entry.depth < job.spec.max_depth {
             let sitemap_urls = if entry.parent.is_none() && !job.spec.ignore_sitemap {
                 self.sitemap_urls(job, url, deadline).await?
@@ -528,6 +532,7 @@ impl CrawlEngine {
             }
             // Only now: a retry after a failed send must find and re-send its children.
             self.remember(&job.id, checked);
+            job_written = registered.job;
         }
         Ok(Step::Finish(Box::new(Finish {
             outcome: Outcome::Done,
@@ -537,6 +542,7 @@ impl CrawlEngine {
             keep_markdown: job.spec.sink.is_none(),
             page: Some(page),
             document_id: Some(document_id),
+            job_written,
         })))
     }
 
@@ -611,10 +617,21 @@ impl CrawlEngine {
         self.sinks.build_stored(config, sealed, &job.sink_owner())
     }
 
-    async fn record(&self, job: &CrawlJob, key: &str, finish: Finish) -> Result<(), EngineError> {
+    /// Moves the page's URL item (`entry`, as read when the message came in) to its outcome.
+    async fn record(
+        &self,
+        job: &CrawlJob,
+        key: &str,
+        entry: CrawlUrl,
+        mut finish: Finish,
+    ) -> Result<(), EngineError> {
+        let read = LastRead {
+            job: finish.job_written.take(),
+            url: Some(entry),
+        };
         let updated = self
             .jobs
-            .finish(&job.id, key, finish.outcome, finish.skips, |url| {
+            .finish(&job.id, key, read, finish.outcome, finish.skips, |url| {
                 url.reason.clone_from(&finish.reason);
                 if let Some((status, final_url)) = &finish.fetched {
                     url.status_code = Some(*status);

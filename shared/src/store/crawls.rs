@@ -219,6 +219,15 @@ pub struct Registered {
     /// Newly queued by this call, plus those this parent queued earlier that are still
     /// queued (its previous attempt may have crashed before enqueueing them).
     pub to_enqueue: Vec<CrawlUrl>,
+    /// The job as this call last wrote it, if it wrote it.
+    pub job: Option<CrawlJob>,
+}
+
+/// Items as a caller last read or wrote them, for [`CrawlJobs::finish`] to start from.
+#[derive(Debug, Default)]
+pub struct LastRead {
+    pub job: Option<CrawlJob>,
+    pub url: Option<CrawlUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -404,8 +413,9 @@ impl CrawlJobs {
                 break;
             }
             match self.register_chunk(job, parent_key, &chunk).await {
-                Ok(queued) => {
+                Ok((queued, job)) => {
                     registered.to_enqueue.extend(queued);
+                    registered.job = Some(job);
                     let done: std::collections::HashSet<&str> =
                         chunk.iter().map(|c| c.key.as_str()).collect();
                     remaining.retain(|c| !done.contains(c.key.as_str()));
@@ -452,7 +462,7 @@ impl CrawlJobs {
         mut job: CrawlJob,
         parent_key: &str,
         chunk: &[Candidate],
-    ) -> Result<Vec<CrawlUrl>, StoreError> {
+    ) -> Result<(Vec<CrawlUrl>, CrawlJob), StoreError> {
         let mut ops = Vec::with_capacity(chunk.len() + 1);
         let mut queued = Vec::new();
         let capacity = u64::from(job.spec.limit).saturating_sub(job.counters.discovered);
@@ -479,24 +489,40 @@ impl CrawlJobs {
             expected: job.item_version,
         });
         self.table.transact(ops).await?;
-        Ok(queued)
+        job.item_version += 1;
+        Ok((queued, job))
     }
 
     /// Moves a queued URL to its outcome and counts it on the job with the links its page
     /// skipped, completing the job when nothing is pending. A URL found not to be HTML
     /// leaves `discovered`, so it does not use up the limit. Returns `Ok(None)` when the
     /// URL had already left the queued state (a duplicate delivery), or the job afterwards.
+    /// `read` holds the items as the caller last read or wrote them, used instead of the
+    /// first attempt's reads: the version checks fail the write if either changed since,
+    /// and the next attempt reads both.
     pub async fn finish(
         &self,
         job_id: &str,
         url_key: &str,
+        read: LastRead,
         outcome: Outcome,
         skips: LinkSkips,
         update: impl Fn(&mut CrawlUrl),
     ) -> Result<Option<CrawlJob>, CrawlStoreError> {
+        let LastRead {
+            job: mut read_job,
+            url: mut read_url,
+        } = read;
         for _ in 0..MAX_ATTEMPTS {
-            let mut job = self.get(job_id).await?.ok_or(CrawlStoreError::NotFound)?;
-            let Some(mut url) = self.get_url(job_id, url_key).await? else {
+            let mut job = match read_job.take() {
+                Some(job) => job,
+                None => self.get(job_id).await?.ok_or(CrawlStoreError::NotFound)?,
+            };
+            let url = match read_url.take() {
+                Some(url) => Some(url),
+                None => self.get_url(job_id, url_key).await?,
+            };
+            let Some(mut url) = url else {
                 return Ok(None);
             };
             if !url.is_queued() {
@@ -678,14 +704,19 @@ impl CrawlJobs {
                 .await?;
             for item in page.items {
                 let url_key = item.key.sk.trim_start_matches("URL#").to_owned();
-                let (url, _): (CrawlUrl, u64) = decode_item(item)?;
+                let (mut url, version): (CrawlUrl, u64) = decode_item(item)?;
                 if !url.is_queued() {
                     continue;
                 }
+                url.item_version = version;
                 let finished = self
                     .finish(
                         job_id,
                         &url_key,
+                        LastRead {
+                            job: None,
+                            url: Some(url),
+                        },
                         Outcome::Failed,
                         LinkSkips::default(),
                         |url| {
