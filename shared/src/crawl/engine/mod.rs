@@ -12,7 +12,9 @@
 //! message; the delivered one is acknowledged) instead of sleeping past the deadline.
 //! The URL item stays queued meanwhile, so the job's counters do not move.
 
-use std::borrow::Cow;
+mod links;
+mod site;
+
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -26,17 +28,16 @@ use url::Url;
 use super::fetch::{FetchError, Fetched, Fetcher};
 use super::html::{self, Page};
 use super::job::{CrawlSpec, JobKind};
-use super::normalize::{is_normalized, normalize, normalized_key, url_key};
-use super::robots::{robots_url, RobotsRules};
-use super::scope::{is_unsupported_file, Scope};
-use super::sitemap::{self, Sitemap};
+use super::normalize::{normalize, url_key};
+use super::robots::RobotsRules;
+use super::scope::Scope;
 use crate::auth::Principal;
 use crate::connectors::document::Document;
 use crate::queue::{Queue, QueueError};
 use crate::sinks::{DirectorySink, Sink, SinkConfig, SinkEnvironment, SinkError};
 use crate::store::crawls::{
     Candidate, Counters, CrawlJob, CrawlJobs, CrawlStoreError, CrawlUrl, JobStatus, LastRead,
-    LinkSkips, Outcome, PaceSlot,
+    LinkSkips, Outcome,
 };
 use crate::store::{StoreError, Table};
 use crate::time::{now_epoch_millis, now_epoch_seconds, rfc3339};
@@ -46,20 +47,11 @@ pub const ROBOTS_AGENT: &str = "tributary";
 /// Deliveries of one message before a transient failure counts as a failure (the queue's
 /// dead-letter threshold is higher, so only unreadable messages reach the DLQ).
 pub const MAX_ATTEMPTS: u32 = 3;
-/// Longest Crawl-delay honoured; slower sites still get at most one request per this.
-const MAX_CRAWL_DELAY: Duration = Duration::from_secs(30);
 /// Markdown kept in the store when a job has no sink (DynamoDB items are ≤ 400 KB).
 const MAX_STORED_MARKDOWN: usize = 256 * 1024;
-/// Sitemap documents read per crawl (an index and its children).
-const MAX_SITEMAPS: usize = 10;
 /// Least time left (after the deadline's margin) to start a page; with less it is
 /// re-queued for the next invocation.
 const MIN_PAGE_TIME: Duration = Duration::from_secs(1);
-/// A Crawl-delay wait this short is slept (when it fits the deadline), not re-queued.
-const SHORT_PACE_WAIT: Duration = Duration::from_secs(1);
-/// Added to every Crawl-delay slot: consumers' clocks and connection setup differ by a
-/// few milliseconds, and requests must still arrive at least the delay apart.
-const PACE_PAD: Duration = Duration::from_millis(100);
 /// Deliveries of one page cut short by the deadline before it counts as failed.
 const MAX_DEADLINE_CUTS: u32 = 3;
 
@@ -184,9 +176,6 @@ pub struct CrawlEngine {
     /// Jobs this engine has seen end, counted, so a local runner notices the end at once.
     ended: watch::Sender<u64>,
 }
-
-/// URLs remembered per process before the `seen` hint is dropped and rebuilt.
-const MAX_SEEN_URLS: usize = 1_000_000;
 
 /// How one page ended, before it is written.
 struct Finish {
@@ -659,195 +648,6 @@ impl CrawlEngine {
         Ok(())
     }
 
-    /// The job's robots.txt rules for the URL's origin: memory, then the store, then fetched
-    /// once; `None` when the deadline came before the fetch ended (nothing is cached then).
-    async fn robots_for(
-        &self,
-        job: &CrawlJob,
-        url: &Url,
-        deadline: &Deadline,
-    ) -> Result<Option<Arc<RobotsRules>>, EngineError> {
-        let origin = url.origin().ascii_serialization();
-        let cache_key = format!("{}|{origin}", job.id);
-        if let Some(rules) = lock(&self.robots).get(&cache_key) {
-            return Ok(Some(rules.clone()));
-        }
-        let rules = match self.jobs.robots(&job.id, &origin).await? {
-            Some(cached) => RobotsRules::from_cache(ROBOTS_AGENT, &cached),
-            None => None,
-        };
-        let rules = match rules {
-            Some(rules) => rules,
-            None => {
-                let Some(rules) = within(deadline, self.fetch_robots(url)).await else {
-                    return Ok(None);
-                };
-                self.jobs
-                    .save_robots(job, &origin, rules.to_cache())
-                    .await?;
-                rules
-            }
-        };
-        let rules = Arc::new(rules);
-        let mut cache = lock(&self.robots);
-        // Bounded: a long-running local process crawls many jobs.
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(cache_key, rules.clone());
-        Ok(Some(rules))
-    }
-
-    async fn fetch_robots(&self, url: &Url) -> RobotsRules {
-        match self.fetcher.get(&robots_url(url), &|_| true).await {
-            Ok(fetched) => {
-                RobotsRules::from_response(ROBOTS_AGENT, Some(fetched.status), &fetched.body)
-            }
-            // The page itself will meet the same guard and be counted as an SSRF refusal.
-            Err(FetchError::Blocked(_)) => RobotsRules::allow_all(),
-            Err(error) => {
-                tracing::info!(%error, "robots.txt unreachable; treating the site as disallowed");
-                RobotsRules::from_response(ROBOTS_AGENT, None, &[])
-            }
-        }
-    }
-
-    /// Takes the origin's Crawl-delay slot, shared by every consumer through the store:
-    /// `None` when the page may be fetched now, else the step re-queuing it for when the
-    /// slot frees (a short wait that fits the deadline is slept instead).
-    async fn pace(
-        &self,
-        job: &CrawlJob,
-        url: &Url,
-        delay: Option<Duration>,
-        deadline: &Deadline,
-    ) -> Result<Option<Step>, EngineError> {
-        let Some(delay) = delay.filter(|delay| !delay.is_zero()) else {
-            return Ok(None);
-        };
-        let spacing = delay.min(MAX_CRAWL_DELAY) + PACE_PAD;
-        let origin = url.origin().ascii_serialization();
-        loop {
-            let slot = self
-                .jobs
-                .take_pace_slot(job, &origin, spacing, now_epoch_millis())
-                .await?;
-            match slot {
-                PaceSlot::Granted => return Ok(None),
-                PaceSlot::Wait(wait)
-                    if wait <= SHORT_PACE_WAIT && wait + MIN_PAGE_TIME <= deadline.left() =>
-                {
-                    tokio::time::sleep(wait).await;
-                }
-                PaceSlot::Wait(wait) => {
-                    return Ok(Some(Step::Defer {
-                        delay: wait,
-                        cut: false,
-                    }))
-                }
-            }
-        }
-    }
-
-    /// URLs listed by the site's sitemaps (robots.txt `Sitemap:` lines, else `/sitemap.xml`);
-    /// those found before the deadline when it comes first.
-    async fn sitemap_urls(
-        &self,
-        job: &CrawlJob,
-        url: &Url,
-        deadline: &Deadline,
-    ) -> Result<Vec<Url>, EngineError> {
-        let mut pending = match self.robots_for(job, url, deadline).await? {
-            Some(rules) => rules.sitemaps(),
-            None => Vec::new(),
-        };
-        if pending.is_empty() {
-            if let Ok(default) = url.join("/sitemap.xml") {
-                pending.push(default);
-            }
-        }
-        let mut found = Vec::new();
-        let mut read = 0;
-        while let Some(sitemap_url) = pending.pop() {
-            if read == MAX_SITEMAPS || found.len() >= job.spec.limit as usize * 2 {
-                break;
-            }
-            read += 1;
-            let Some(fetched) = within(deadline, self.fetcher.get(&sitemap_url, &|_| true)).await
-            else {
-                tracing::info!(
-                    found = found.len(),
-                    "sitemaps cut short by the invocation deadline"
-                );
-                break;
-            };
-            let Ok(fetched) = fetched else {
-                continue;
-            };
-            if !(200..300).contains(&fetched.status) {
-                continue;
-            }
-            match sitemap::parse(&fetched.body) {
-                Ok(Sitemap::Urls(urls)) => found.extend(urls),
-                Ok(Sitemap::Index(children)) => pending.extend(children),
-                Err(_) => {}
-            }
-        }
-        Ok(found)
-    }
-
-    /// Sorts the links (with the depth each would have) that this process has not handled
-    /// for the job yet, each once: out of scope, unsupported files, or candidates to
-    /// register. Pages carry hundreds of links, mostly seen before, so a link costs a set
-    /// lookup of its string (the page's links are normalised already); only new in-scope
-    /// ones are hashed into keys.
-    fn sort_links<'a>(
-        &self,
-        job_id: &str,
-        scope: &Scope,
-        links: impl Iterator<Item = (&'a Url, u32)>,
-    ) -> SortedLinks {
-        let mut sorted = SortedLinks::default();
-        let mut this_page = HashSet::new();
-        let seen = lock(&self.seen);
-        let known = seen.get(job_id);
-        for (link, depth) in links {
-            let link = if is_normalized(link) {
-                Cow::Borrowed(link)
-            } else {
-                match normalize(link, false) {
-                    Some(link) => Cow::Owned(link),
-                    None => continue,
-                }
-            };
-            let text = link.as_str();
-            if known.is_some_and(|known| known.contains(text)) || this_page.contains(text) {
-                continue;
-            }
-            this_page.insert(text.to_owned());
-            if scope.check(&link).is_err() {
-                sorted.out_of_scope.push(text.to_owned());
-            } else if is_unsupported_file(&link) {
-                sorted.unsupported.push(text.to_owned());
-            } else {
-                sorted.in_scope.push(Candidate {
-                    key: normalized_key(text),
-                    url: text.to_owned(),
-                    depth,
-                });
-            }
-        }
-        sorted
-    }
-
-    fn remember(&self, job_id: &str, urls: impl IntoIterator<Item = String>) {
-        let mut seen = lock(&self.seen);
-        if seen.values().map(HashSet::len).sum::<usize>() > MAX_SEEN_URLS {
-            seen.clear();
-        }
-        seen.entry(job_id.to_owned()).or_default().extend(urls);
-    }
-
     /// One page, synchronously (`POST /scrape`): no robots, no sink, same SSRF guard.
     pub async fn scrape(&self, url: &Url, only_main_content: bool) -> Result<Scraped, ScrapeError> {
         let fetched = self.fetcher.get(url, &|_| true).await?;
@@ -895,14 +695,6 @@ fn with_status(outcome: Outcome, fetched: &Fetched, reason: &str) -> Box<Finish>
 
 fn sink_reason(error: &SinkError) -> String {
     error.to_string().chars().take(300).collect()
-}
-
-/// A page's new links, sorted by [`CrawlEngine::sort_links`].
-#[derive(Default)]
-struct SortedLinks {
-    in_scope: Vec<Candidate>,
-    out_of_scope: Vec<String>,
-    unsupported: Vec<String>,
 }
 
 /// Whether a response with this content type may be HTML, so its body is worth reading:
