@@ -12,6 +12,10 @@
 //! `<main>` (or `role=main`) element starts and ends is noted in the output, and when the page
 //! has one the markdown is that stretch.
 
+mod main_content;
+mod metadata;
+mod tables;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -25,6 +29,7 @@ use super::classify::{
 };
 use super::markdown::{code_span, Opened, Writer};
 use super::text::{collapse_whitespace, decode_entities, non_empty};
+use tables::TableState;
 
 /// Open elements tracked; deeper ones are treated as part of the deepest tracked element.
 const MAX_FRAMES: usize = 4096;
@@ -153,19 +158,6 @@ struct Frame {
     close: Close,
     /// A code language named by this element's class (Sphinx puts it on a wrapper `<div>`).
     language: Option<String>,
-}
-
-#[derive(Default)]
-struct TableState {
-    rows: Vec<Row>,
-    in_head: bool,
-    caption: Option<String>,
-}
-
-struct Row {
-    cells: Vec<(String, usize)>,
-    header: bool,
-    all_th: bool,
 }
 
 struct ListState {
@@ -347,90 +339,6 @@ impl Converter {
         let mut raw = raw;
         raw.clear();
         self.text = raw;
-    }
-
-    /// Metadata and links are read everywhere, chrome included: navigation is how a crawl
-    /// finds pages. Returns a link's markdown target.
-    fn read_metadata_and_links(&mut self, tag: Tag, el: &Element<'_, '_>) -> Option<String> {
-        match tag {
-            Tag::Anchor | Tag::Area => return self.link(el),
-            Tag::Title => {
-                if self.title_state == TitleState::NotSeen {
-                    self.title_state = TitleState::Reading;
-                } else {
-                    self.title_state = TitleState::Done;
-                }
-            }
-            Tag::Meta => self.meta(el),
-            Tag::Link => {
-                let canonical = el.get_attribute("rel").is_some_and(|rel| {
-                    rel.split_ascii_whitespace()
-                        .any(|token| token.eq_ignore_ascii_case("canonical"))
-                });
-                if canonical && self.extracted.canonical_href.is_none() {
-                    self.extracted.canonical_href = attribute(el, "href");
-                }
-            }
-            Tag::Base if !self.base_seen => {
-                if let Some(href) = attribute(el, "href") {
-                    self.base_seen = true;
-                    if let Some(base) = http_join(&self.page, &href) {
-                        self.base = base;
-                    }
-                }
-            }
-            Tag::Html if self.extracted.language.is_none() => {
-                self.extracted.language = attribute(el, "lang")
-                    .map(|lang| lang.trim().to_owned())
-                    .filter(|lang| !lang.is_empty());
-            }
-            _ => {}
-        }
-        None
-    }
-
-    fn meta(&mut self, el: &Element<'_, '_>) {
-        let key = el
-            .get_attribute("name")
-            .or_else(|| el.get_attribute("property"))
-            .unwrap_or_default();
-        let slot = if key.eq_ignore_ascii_case("description") {
-            &mut self.extracted.description
-        } else if key.eq_ignore_ascii_case("og:description") {
-            &mut self.extracted.og_description
-        } else {
-            return;
-        };
-        if slot.is_none() {
-            let content = attribute(el, "content").unwrap_or_default();
-            *slot = non_empty(collapse_whitespace(&content));
-        }
-    }
-
-    /// Records the link; its markdown target (`#…` for in-page links).
-    fn link(&mut self, el: &Element<'_, '_>) -> Option<String> {
-        let href = attribute(el, "href")?;
-        let href = href.trim_matches(|c: char| c.is_ascii_whitespace());
-        if href.starts_with('#') {
-            return Some("#".to_owned());
-        }
-        if href.is_empty() || href.len() > MAX_HREF_LEN {
-            return None;
-        }
-        match http_join(&self.base, href) {
-            Some(joined) => {
-                let target = markdown_target(joined.as_str());
-                self.extracted.links.push(joined);
-                Some(target)
-            }
-            None => {
-                let scheme = href.split(':').next().unwrap_or_default();
-                ["mailto", "tel"]
-                    .iter()
-                    .any(|kept| scheme.eq_ignore_ascii_case(kept))
-                    .then(|| markdown_target(href))
-            }
-        }
     }
 
     /// The implied ends the HTML parser applies when `tag` starts.
@@ -697,79 +605,6 @@ impl Converter {
         Close::Nothing
     }
 
-    fn open_main(&mut self) -> Close {
-        self.writer.block_break(2);
-        if self.only_main && self.main == MainContent::NotSeen && self.tables.is_empty() {
-            self.main = MainContent::Open {
-                start: self.writer.len(),
-            };
-            return Close::Main;
-        }
-        Close::Block(2)
-    }
-
-    /// A page without a main element but with exactly one `<article>` (blogs, Medium):
-    /// that article is the main content. Noted like the main element, decided at the end.
-    fn open_article(&mut self) -> Close {
-        self.writer.block_break(2);
-        if self.only_main && self.main == MainContent::NotSeen && self.tables.is_empty() {
-            self.articles += 1;
-            if self.articles == 1 {
-                self.article = MainContent::Open {
-                    start: self.writer.len(),
-                };
-                return Close::Article;
-            }
-        }
-        Close::Block(2)
-    }
-
-    fn open_main_by_role(&mut self, el: &Element<'_, '_>) -> Close {
-        let is_main = el
-            .get_attribute("role")
-            .is_some_and(|role| role.trim().eq_ignore_ascii_case("main"));
-        if is_main {
-            return self.open_main();
-        }
-        self.writer.block_break(2);
-        Close::Block(2)
-    }
-
-    /// Content left out: never content (scripts, forms' controls), hidden, or (main-content
-    /// mode) site chrome by element, ARIA role or class/id.
-    fn is_dropped(&self, tag: Tag, el: &Element<'_, '_>) -> bool {
-        match tag {
-            Tag::Skipped | Tag::Head => return true,
-            _ if !tag.is_container() => return false,
-            _ => {}
-        }
-        // (`hidden` content stays: inactive tabs hide the other languages' examples.)
-        if !self.only_main {
-            return false;
-        }
-        let in_main = matches!(self.main, MainContent::Open { .. });
-        match tag {
-            Tag::Nav | Tag::Footer | Tag::Aside | Tag::Form | Tag::Dialog => return true,
-            Tag::Header if !in_main => return true,
-            _ => {}
-        }
-        if el
-            .get_attribute("aria-hidden")
-            .is_some_and(|hidden| hidden.trim().eq_ignore_ascii_case("true"))
-        {
-            return true;
-        }
-        if let Some(role) = el.get_attribute("role") {
-            if is_chrome_role(&role, in_main) {
-                return true;
-            }
-        }
-        let named_chrome = |name: Option<String>| {
-            name.is_some_and(|name| name.split_ascii_whitespace().any(is_chrome_name))
-        };
-        named_chrome(el.get_attribute("class")) || named_chrome(el.get_attribute("id"))
-    }
-
     fn open_marker(&mut self, tag: Tag, marker: &'static str) -> Close {
         let depth = match tag {
             Tag::Strong => &mut self.strong,
@@ -811,62 +646,6 @@ impl Converter {
                 Close::Link { opened, target }
             }
             None => Close::Nothing,
-        }
-    }
-
-    fn open_table(&mut self) -> Close {
-        if self.writer.is_inline_only() || self.flat_tables > 0 {
-            self.flat_tables += 1;
-            self.writer.space();
-            return Close::Space;
-        }
-        self.writer.block_break(2);
-        self.tables.push(TableState::default());
-        Close::Table
-    }
-
-    fn open_table_part(&mut self, tag: Tag, el: &Element<'_, '_>) -> Close {
-        if self.flat_tables > 0 || self.tables.is_empty() {
-            self.writer.space();
-            return Close::Space;
-        }
-        let Some(table) = self.tables.last_mut() else {
-            return Close::Nothing;
-        };
-        match tag {
-            Tag::Row => {
-                table.rows.push(Row {
-                    cells: Vec::new(),
-                    header: table.in_head,
-                    all_th: true,
-                });
-                Close::Row
-            }
-            Tag::Cell { header } => {
-                if table.rows.is_empty() {
-                    table.rows.push(Row {
-                        cells: Vec::new(),
-                        header: table.in_head,
-                        all_th: true,
-                    });
-                }
-                let colspan = el
-                    .get_attribute("colspan")
-                    .and_then(|span| span.trim().parse::<usize>().ok())
-                    .unwrap_or(1)
-                    .clamp(1, 64);
-                self.writer.begin_capture();
-                Close::Cell { header, colspan }
-            }
-            Tag::Caption => {
-                self.writer.begin_capture();
-                Close::Caption
-            }
-            Tag::TableHead => {
-                table.in_head = true;
-                Close::TableHead
-            }
-            _ => Close::Nothing,
         }
     }
 
@@ -965,20 +744,8 @@ impl Converter {
                 }
             }
             Close::Row => {}
-            Close::Cell { header, colspan } => {
-                let content = self.writer.end_capture();
-                if let Some(row) = self.tables.last_mut().and_then(|t| t.rows.last_mut()) {
-                    row.all_th &= header;
-                    row.cells
-                        .push((content.replace('\n', " ").trim().to_owned(), colspan));
-                }
-            }
-            Close::Caption => {
-                let caption = self.writer.end_capture();
-                if let Some(table) = self.tables.last_mut() {
-                    table.caption = non_empty(caption.trim().to_owned());
-                }
-            }
+            Close::Cell { header, colspan } => self.close_cell(header, colspan),
+            Close::Caption => self.close_caption(),
             Close::TableHead => {
                 if let Some(table) = self.tables.last_mut() {
                     table.in_head = false;
@@ -1005,48 +772,6 @@ impl Converter {
         }
     }
 
-    fn write_table(&mut self, table: TableState) {
-        if let Some(caption) = &table.caption {
-            self.writer.block_break(2);
-            self.writer.raw(caption);
-            self.writer.block_break(2);
-        }
-        let rows: Vec<Row> = table
-            .rows
-            .into_iter()
-            .filter(|row| row.cells.iter().any(|(text, _)| !text.is_empty()))
-            .collect();
-        let columns = rows
-            .iter()
-            .map(|row| row.cells.iter().map(|(_, span)| span).sum::<usize>())
-            .max()
-            .unwrap_or(0);
-        if columns <= 1 {
-            // A layout table, or a list in disguise: its cells are paragraphs.
-            for row in &rows {
-                for (text, _) in &row.cells {
-                    self.writer.block_break(2);
-                    self.writer.raw(text);
-                }
-            }
-            self.writer.block_break(2);
-            return;
-        }
-        let mut lines = Vec::with_capacity(rows.len() + 2);
-        let mut body = rows.iter();
-        let header = rows.first().filter(|row| row.header || row.all_th);
-        match header {
-            Some(row) => {
-                body.next();
-                lines.push(table_row(row, columns));
-            }
-            None => lines.push(format!("|{}", " |".repeat(columns))),
-        }
-        lines.push(format!("|{}", " --- |".repeat(columns)));
-        lines.extend(body.map(|row| table_row(row, columns)));
-        self.writer.table(&lines);
-    }
-
     fn finish(mut self) -> Extracted {
         self.flush_text();
         self.close_down_to(0);
@@ -1064,22 +789,4 @@ impl Converter {
         extracted.base = Some(self.base);
         extracted
     }
-}
-
-fn table_row(row: &Row, columns: usize) -> String {
-    let mut line = String::from("|");
-    let mut used = 0;
-    for (text, span) in &row.cells {
-        line.push(' ');
-        line.push_str(text);
-        line.push_str(" |");
-        for _ in 1..*span {
-            line.push_str(" |");
-        }
-        used += span;
-    }
-    for _ in used..columns {
-        line.push_str(" |");
-    }
-    line
 }
